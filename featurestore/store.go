@@ -1,0 +1,80 @@
+// Package featurestore keeps visrec's state: model parameter rows (float32 vectors), counters,
+// ordered item catalogs and the Kafka offsets that the state corresponds to. Two
+// implementations share one contract and one test suite: Redis (production) and memory (the
+// embedded demo and unit tests).
+//
+// Effectively-once rests on Tx: a consumer writes the state produced by a batch of events and
+// the offsets after that batch in one Tx, and Commit applies all of it or none of it. The
+// offset check in SetOffset fences out a writer that lost its partitions.
+package featurestore
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrFenced is returned by Commit when a partition's stored offset is not the one the writer
+// expected: another writer has advanced it, so nothing was written.
+var ErrFenced = errors.New("featurestore: stored offset moved; another writer owns the partition")
+
+// ErrClosed is returned by calls on a closed store.
+var ErrClosed = errors.New("featurestore: closed")
+
+// NoOffset is the prev value for a partition that has no stored offset yet.
+const NoOffset int64 = -1
+
+// Store is safe for concurrent use by many goroutines. Rows returned by reads belong to the
+// caller.
+type Store interface {
+	// Offsets returns the stored next offset of every partition of topic that has one.
+	Offsets(ctx context.Context, topic string) (map[int]int64, error)
+
+	// Vectors returns the rows of ids in table, in order; a missing id yields a nil row.
+	Vectors(ctx context.Context, table string, ids []string) ([][]float32, error)
+
+	// ScanVectors calls fn once for every row of table, in no particular order. fn may keep v.
+	ScanVectors(ctx context.Context, table string, fn func(id string, v []float32) error) error
+
+	// Counters returns the counters of ids in table, in order; a missing id yields 0.
+	Counters(ctx context.Context, table string, ids []string) ([]int64, error)
+
+	// Catalog returns the members of the named catalog in the order they were first appended.
+	Catalog(ctx context.Context, name string) ([]string, error)
+
+	// Begin starts a write transaction. Nothing is sent before Commit.
+	Begin() Tx
+
+	// Close releases the store's connections.
+	Close() error
+}
+
+// Tx buffers writes that land together at Commit. A Tx is used by one goroutine. The slices
+// passed in are copied when the call returns, so the caller may reuse them.
+type Tx interface {
+	// SetVector replaces a row (used for state with a single writer: user rows).
+	SetVector(table, id string, v []float32)
+
+	// AddVector merges a delta into a shared row: stored[i] = float32(float64(stored[i]) +
+	// delta[i]), a missing row counting as zeros. Deltas in float64 make a single writer's
+	// merge exact: float64(new) - float64(old) of two float32 values is exact, so base+delta
+	// rounds back to new.
+	AddVector(table, id string, delta []float64)
+
+	// IncrCounter adds n to a counter.
+	IncrCounter(table, id string, n int64)
+
+	// AppendCatalog appends id to the named catalog unless it is already a member.
+	AppendCatalog(name, id string)
+
+	// SetOffset records next as the offset of topic/partition, provided that the stored offset
+	// is prev now (NoOffset: none stored). Otherwise Commit fails with ErrFenced.
+	SetOffset(topic string, partition int, prev, next int64)
+
+	// Commit applies every write atomically, or none (on any error). It returns the rows
+	// touched by AddVector after the merge, in the order of the AddVector calls, so that a
+	// cache can pick up other writers' deltas.
+	Commit(ctx context.Context) ([][]float32, error)
+
+	// Rollback discards the buffered writes. Calling it after Commit is a no-op.
+	Rollback()
+}
