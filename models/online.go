@@ -27,10 +27,10 @@ type Online interface {
 	GlobalDim() int
 	// NeedsNegative tells the updater to sample a negative item for each step.
 	NeedsNegative() bool
-	// InitUser and InitItem fill a fresh row; InitGlobal fills the model-wide row.
+	// InitUser fills a fresh user row. Item rows and the global row start at zero: they are
+	// shared between updaters and change only by merged deltas, which need a common origin
+	// that no updater has to write first. So the user side must break the symmetry.
 	InitUser(row []float32, rng *rand.Rand)
-	InitItem(row []float32, rng *rand.Rand)
-	InitGlobal(row []float32)
 	// Step applies one SGD step and returns the example's loss before the step.
 	Step(ex *Example) float32
 	// Score is the model's preference of user for item (higher is better).
