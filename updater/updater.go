@@ -1,0 +1,584 @@
+// Package updater applies online SGD steps of the shallow models to parameters cached in
+// memory and written back to a feature store, together with the Kafka offsets they cover.
+//
+// The Updater is the single place where events change state, whatever drives it: the Kafka
+// consumer (consumers/), an offline replay or a prequential evaluation. It is not safe for
+// concurrent use: one goroutine calls Apply, ApplyItem and Flush.
+//
+// State ownership (DESIGN.md, Contracts): user rows have one writer (events are keyed by
+// user) and are written whole; item rows and global rows are shared and are written as
+// deltas merged in the store, so two updaters lose no update. Randomness (user init,
+// negative sampling) is derived from the seed and the event's position, so replaying the
+// same partition from the same stored state gives the same parameters.
+package updater
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/visrec/visrec/events"
+	"github.com/visrec/visrec/featurestore"
+	"github.com/visrec/visrec/models"
+)
+
+// Feature store names used by the updater. Model tables are "<model>:users",
+// "<model>:items" and "<model>:global".
+const (
+	CatalogItems      = "items"       // every known item, in order of first sight
+	TableEmbeddings   = "item_emb"    // item image embeddings, from visrec.items
+	CounterItemEvents = "item_events" // interactions per item
+	counterApplied    = "applied:"    // + topic: events applied per partition
+	globalRowID       = "g"
+)
+
+// Options configure an Updater. DefaultOptions gives the defaults.
+type Options struct {
+	// Seed drives user initialisation and negative sampling.
+	Seed uint64
+	// Weights is the implicit confidence of each interaction type (purchase > click > view).
+	Weights map[events.Type]float32
+	// MinPositiveRating: rating events below it are not positives for implicit models.
+	MinPositiveRating float32
+	// FlushEvents and FlushInterval: a flush is due after this many applied events, or this
+	// long after the first unflushed one, whichever comes first.
+	FlushEvents   int
+	FlushInterval time.Duration
+	// MaxCachedUsers bounds the user cache; clean rows are dropped after a flush beyond it.
+	MaxCachedUsers int
+	// EmbeddingDim is the expected length of item embeddings; 0 accepts any.
+	EmbeddingDim int
+}
+
+// DefaultOptions returns the defaults: weights view 1, click 2, purchase 4, rating 1; every
+// rating counts as a positive; flush every 5,000 events or 200 ms.
+func DefaultOptions() Options {
+	return Options{
+		Seed:           1,
+		Weights:        map[events.Type]float32{events.View: 1, events.Click: 2, events.Purchase: 4, events.Rating: 1},
+		FlushEvents:    5000,
+		FlushInterval:  200 * time.Millisecond,
+		MaxCachedUsers: 1_000_000,
+	}
+}
+
+// Position is where an event came from. Offset is its Kafka offset.
+type Position struct {
+	Topic     string
+	Partition int
+	Offset    int64
+}
+
+// Observer sees every interaction before the models learn from it (test-then-train).
+type Observer interface {
+	Observe(u *Updater, e *events.Interaction)
+}
+
+type modelState struct {
+	m      models.Online
+	users  *table
+	items  *table
+	global *table // one row, globalRowID; nil when GlobalDim is 0
+	ex     models.Example
+}
+
+type partKey struct {
+	topic     string
+	partition int
+}
+
+type partState struct {
+	stored  int64 // offset in the store (featurestore.NoOffset when none)
+	next    int64 // offset after the last applied event
+	applied int64 // events applied since the last flush
+}
+
+// Updater applies events to the models' cached rows. Create it with New, then Load.
+type Updater struct {
+	store  featurestore.Store
+	opts   Options
+	models []*modelState
+	byName map[string]*modelState
+
+	catalog      []string
+	catalogIndex map[string]int32
+	catalogNew   int // catalog[len-catalogNew:] are not yet in the store
+
+	parts          map[partKey]*partState
+	itemCounts     map[string]int64
+	embeddings     map[string][]float32
+	unflushed      int
+	firstUnflushed time.Time
+
+	observer Observer
+	rng      *rand.Rand
+	pcg      *rand.PCG
+	missing  []string
+}
+
+// ErrUnknownModel is returned when a model name is not served by the updater.
+var ErrUnknownModel = errors.New("updater: unknown model")
+
+// New returns an Updater of the given models over store. Call Load before applying events.
+func New(store featurestore.Store, opts Options, ms ...models.Online) (*Updater, error) {
+	if len(ms) == 0 {
+		return nil, errors.New("updater: no model")
+	}
+	if opts.FlushEvents <= 0 || opts.FlushInterval <= 0 {
+		return nil, errors.New("updater: FlushEvents and FlushInterval must be positive")
+	}
+	u := &Updater{
+		store:        store,
+		opts:         opts,
+		byName:       make(map[string]*modelState),
+		catalogIndex: make(map[string]int32),
+		parts:        make(map[partKey]*partState),
+		itemCounts:   make(map[string]int64),
+		embeddings:   make(map[string][]float32),
+		pcg:          rand.NewPCG(0, 0),
+	}
+	u.rng = rand.New(u.pcg)
+	for _, m := range ms {
+		if _, dup := u.byName[m.Name()]; dup {
+			return nil, fmt.Errorf("updater: model %q given twice", m.Name())
+		}
+		st := &modelState{
+			m:     m,
+			users: newTable(m.Name()+":users", m.UserDim(), false),
+			items: newTable(m.Name()+":items", m.ItemDim(), true),
+		}
+		if m.GlobalDim() > 0 {
+			st.global = newTable(m.Name()+":global", m.GlobalDim(), true)
+		}
+		u.models = append(u.models, st)
+		u.byName[m.Name()] = st
+	}
+	return u, nil
+}
+
+// SetObserver installs o (nil removes it).
+func (u *Updater) SetObserver(o Observer) { u.observer = o }
+
+// Load drops every cached row and reads the catalog, the item and global rows and the
+// stored offsets of topics from the store. Call it at start and whenever the partitions
+// this updater owns change.
+func (u *Updater) Load(ctx context.Context, topics ...string) error {
+	u.catalog, u.catalogNew = u.catalog[:0], 0
+	clear(u.catalogIndex)
+	clear(u.parts)
+	clear(u.itemCounts)
+	clear(u.embeddings)
+	u.unflushed = 0
+	cat, err := u.store.Catalog(ctx, CatalogItems)
+	if err != nil {
+		return fmt.Errorf("updater: load catalog: %w", err)
+	}
+	for _, id := range cat {
+		u.catalogIndex[id] = int32(len(u.catalog))
+		u.catalog = append(u.catalog, id)
+	}
+	for _, st := range u.models {
+		st.users.reset()
+		st.items.reset()
+		if err := u.loadShared(ctx, st.items); err != nil {
+			return err
+		}
+		if st.global != nil {
+			st.global.reset()
+			rows, err := u.store.Vectors(ctx, st.global.name, []string{globalRowID})
+			if err != nil {
+				return fmt.Errorf("updater: load %s: %w", st.global.name, err)
+			}
+			if rows[0] != nil && len(rows[0]) != st.global.width {
+				return fmt.Errorf("updater: %s has width %d, model wants %d", st.global.name, len(rows[0]), st.global.width)
+			}
+			st.global.add(globalRowID, rows[0])
+		}
+	}
+	for _, topic := range topics {
+		offs, err := u.store.Offsets(ctx, topic)
+		if err != nil {
+			return fmt.Errorf("updater: load offsets of %s: %w", topic, err)
+		}
+		for p, o := range offs {
+			u.parts[partKey{topic, p}] = &partState{stored: o, next: o}
+		}
+	}
+	return nil
+}
+
+// loadShared reads every row of a shared table, in catalog order so that the cache's layout
+// does not depend on the store's scan order.
+func (u *Updater) loadShared(ctx context.Context, t *table) error {
+	rows := make(map[string][]float32)
+	err := u.store.ScanVectors(ctx, t.name, func(id string, v []float32) error {
+		if len(v) != t.width {
+			return fmt.Errorf("row %q has width %d, model wants %d", id, len(v), t.width)
+		}
+		rows[id] = v
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("updater: load %s: %w", t.name, err)
+	}
+	for _, id := range u.catalog {
+		if v, ok := rows[id]; ok {
+			t.add(id, v)
+			delete(rows, id)
+		}
+	}
+	if len(rows) > 0 {
+		return fmt.Errorf("updater: %s has %d rows of items missing from the catalog", t.name, len(rows))
+	}
+	return nil
+}
+
+// Offset returns the offset to resume topic/partition from: the stored one, or
+// featurestore.NoOffset when the store has none.
+func (u *Updater) Offset(topic string, partition int) int64 {
+	if p, ok := u.parts[partKey{topic, partition}]; ok {
+		return p.next
+	}
+	return featurestore.NoOffset
+}
+
+func (u *Updater) part(pos Position) *partState {
+	k := partKey{pos.Topic, pos.Partition}
+	p, ok := u.parts[k]
+	if !ok {
+		p = &partState{stored: featurestore.NoOffset, next: featurestore.NoOffset}
+		u.parts[k] = p
+	}
+	return p
+}
+
+// Prefetch reads the stored rows of the users of a batch that are not cached yet, one store
+// round trip per model. Apply works without it, one round trip per missing user.
+func (u *Updater) Prefetch(ctx context.Context, batch []events.Interaction) error {
+	for _, st := range u.models {
+		u.missing = u.missing[:0]
+		for i := range batch {
+			id := batch[i].User
+			if st.users.row(id) == nil && !contains(u.missing, id) {
+				u.missing = append(u.missing, id)
+			}
+		}
+		if err := u.fetchUsers(ctx, st, u.missing); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func contains(ids []string, id string) bool {
+	// Batches are small and misses are rarer still; a linear scan beats a map here.
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (u *Updater) fetchUsers(ctx context.Context, st *modelState, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := u.store.Vectors(ctx, st.users.name, ids)
+	if err != nil {
+		return fmt.Errorf("updater: read %s: %w", st.users.name, err)
+	}
+	for k, id := range ids {
+		v := rows[k]
+		if v == nil {
+			i := st.users.add(id, nil)
+			u.seed(st.m.Name(), id, 0)
+			st.m.InitUser(st.users.at(i), u.rng)
+			st.users.markDirty(i)
+			continue
+		}
+		if len(v) != st.users.width {
+			return fmt.Errorf("updater: %s row %q has width %d, model wants %d", st.users.name, id, len(v), st.users.width)
+		}
+		st.users.add(id, v)
+	}
+	return nil
+}
+
+// seed reseeds the shared generator from the updater's seed, a string and a number.
+func (u *Updater) seed(s string, id string, n int64) {
+	a := fnv64(s, uint64(u.opts.Seed))
+	b := fnv64(id, a^uint64(n))
+	u.pcg.Seed(a, b)
+}
+
+// fnv64 is FNV-1a over s, started from h; stable across processes .
+func fnv64(s string, h uint64) uint64 {
+	h ^= 14695981039346656037
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// Apply learns from one validated interaction at pos. It returns an error only when the
+// store cannot be read; the event then counts as not applied.
+func (u *Updater) Apply(ctx context.Context, e *events.Interaction, pos Position) error {
+	for _, st := range u.models {
+		if st.users.row(e.User) == nil {
+			if err := u.fetchUsers(ctx, st, []string{e.User}); err != nil {
+				return err
+			}
+		}
+	}
+	if u.observer != nil {
+		u.observer.Observe(u, e)
+	}
+	item := u.ensureItem(e.Item)
+	positive := e.Type != events.Rating || e.Value >= u.opts.MinPositiveRating
+	weight := u.opts.Weights[e.Type]
+	if e.Type != events.Rating && e.HasValue && e.Value > 0 {
+		weight *= e.Value
+	}
+	for _, st := range u.models {
+		ui := st.users.index[e.User]
+		ex := &st.ex
+		ex.User = st.users.at(ui)
+		ex.Item = st.items.at(item)
+		ex.Neg = nil
+		if st.global != nil {
+			ex.Global = st.global.at(0)
+		}
+		ex.Weight = weight
+		ex.Value = 1
+		if st.m.NeedsNegative() {
+			if !positive {
+				continue
+			}
+			neg, ok := u.sampleNegative(st.m.Name(), pos, item)
+			if !ok {
+				continue // a catalog of one item has no negative yet
+			}
+			ex.Neg = st.items.at(neg)
+		} else {
+			// A pointwise model without sampled negatives regresses on explicit values.
+			if e.Type != events.Rating {
+				continue
+			}
+			ex.Value = e.Value
+		}
+		st.m.Step(ex)
+		st.users.markDirty(ui)
+	}
+	u.itemCounts[e.Item]++
+	p := u.part(pos)
+	p.next = pos.Offset + 1
+	p.applied++
+	u.noteUnflushed()
+	return nil
+}
+
+// sampleNegative draws an item other than pos uniformly from the catalog, with the
+// generator seeded by the event's position so that a replay draws the same item.
+func (u *Updater) sampleNegative(model string, pos Position, positive int32) (int32, bool) {
+	n := len(u.catalog)
+	if n < 2 {
+		return 0, false
+	}
+	u.seed(model, pos.Topic, int64(pos.Partition)<<40^pos.Offset)
+	for {
+		j := int32(u.rng.IntN(n))
+		if j != positive {
+			return j, true
+		}
+	}
+}
+
+// ensureItem returns the catalog index of id, adding it (and zero rows in every model) on
+// first sight. Item rows are laid out in catalog order in every model's table.
+func (u *Updater) ensureItem(id string) int32 {
+	if i, ok := u.catalogIndex[id]; ok {
+		return i
+	}
+	i := int32(len(u.catalog))
+	u.catalogIndex[id] = i
+	u.catalog = append(u.catalog, id)
+	u.catalogNew++
+	for _, st := range u.models {
+		st.items.add(id, nil)
+	}
+	return i
+}
+
+// ApplyItem records a validated item event at pos: the embedding is stored and the item
+// joins the catalog, so it is a candidate from now on.
+func (u *Updater) ApplyItem(it *events.Item, pos Position) error {
+	if u.opts.EmbeddingDim > 0 && len(it.Embedding) != u.opts.EmbeddingDim {
+		return &events.DecodeError{Reason: events.ReasonDimension,
+			Detail: fmt.Sprintf("embedding has %d values, want %d", len(it.Embedding), u.opts.EmbeddingDim)}
+	}
+	u.ensureItem(it.Item)
+	u.embeddings[it.Item] = append([]float32(nil), it.Embedding...)
+	u.Skip(pos)
+	return nil
+}
+
+// Skip advances pos's partition past an event that changes no parameter (a dead-lettered
+// message), so that its offset is committed with the next flush.
+func (u *Updater) Skip(pos Position) {
+	p := u.part(pos)
+	p.next = pos.Offset + 1
+	p.applied++
+	u.noteUnflushed()
+}
+
+func (u *Updater) noteUnflushed() {
+	if u.unflushed == 0 {
+		u.firstUnflushed = time.Now()
+	}
+	u.unflushed++
+}
+
+// FlushDue tells whether the flush policy asks for a flush now.
+func (u *Updater) FlushDue(now time.Time) bool {
+	return u.unflushed >= u.opts.FlushEvents ||
+		(u.unflushed > 0 && now.Sub(u.firstUnflushed) >= u.opts.FlushInterval)
+}
+
+// Unflushed is the number of events applied or skipped since the last flush.
+func (u *Updater) Unflushed() int { return u.unflushed }
+
+// Flush writes every change since the last flush and the offsets it covers in one
+// transaction. On featurestore.ErrFenced another updater owns one of the partitions: the
+// caller must Load again before applying more events. On any error nothing was written and
+// the cached state is unchanged, so Flush may be retried.
+func (u *Updater) Flush(ctx context.Context) error {
+	if u.unflushed == 0 {
+		return nil
+	}
+	tx := u.store.Begin()
+	type merged struct {
+		t *table
+		i int32
+	}
+	var order []merged
+	for _, st := range u.models {
+		if st.users.nDirty > 0 {
+			for i, d := range st.users.dirty {
+				if d {
+					tx.SetVector(st.users.name, st.users.ids[i], st.users.at(int32(i)))
+				}
+			}
+		}
+		for _, t := range []*table{st.items, st.global} {
+			if t == nil {
+				continue
+			}
+			for i := range t.ids {
+				if d := t.delta(int32(i)); d != nil {
+					tx.AddVector(t.name, t.ids[i], d)
+					order = append(order, merged{t, int32(i)})
+				}
+			}
+		}
+	}
+	for _, id := range u.catalog[len(u.catalog)-u.catalogNew:] {
+		tx.AppendCatalog(CatalogItems, id)
+	}
+	for id, v := range u.embeddings {
+		tx.SetVector(TableEmbeddings, id, v)
+	}
+	for id, n := range u.itemCounts {
+		tx.IncrCounter(CounterItemEvents, id, n)
+	}
+	for k, p := range u.parts {
+		if p.applied == 0 {
+			continue
+		}
+		tx.IncrCounter(counterApplied+k.topic, fmt.Sprint(k.partition), p.applied)
+		tx.SetOffset(k.topic, k.partition, p.stored, p.next)
+	}
+	rows, err := tx.Commit(ctx)
+	if err != nil {
+		return fmt.Errorf("updater: flush: %w", err)
+	}
+	if len(rows) != len(order) {
+		return fmt.Errorf("updater: flush: store returned %d merged rows, want %d", len(rows), len(order))
+	}
+	for k, m := range order {
+		m.t.rebase(m.i, rows[k])
+	}
+	for _, st := range u.models {
+		st.users.clean()
+		if len(st.users.ids) > u.opts.MaxCachedUsers {
+			st.users.reset()
+		}
+	}
+	u.catalogNew = 0
+	clear(u.embeddings)
+	clear(u.itemCounts)
+	for _, p := range u.parts {
+		p.stored, p.applied = p.next, 0
+	}
+	u.unflushed = 0
+	return nil
+}
+
+// Models returns the names of the models, in the order given to New.
+func (u *Updater) Models() []string {
+	names := make([]string, len(u.models))
+	for i, st := range u.models {
+		names[i] = st.m.Name()
+	}
+	return names
+}
+
+// Catalog returns the known items in catalog order. The slice is shared: do not modify it,
+// and do not keep it across Apply calls.
+func (u *Updater) Catalog() []string { return u.catalog }
+
+// ScoreAll writes model's score of user for every catalog item into dst (grown as needed)
+// and returns it; ok is false when the user has no row yet.
+func (u *Updater) ScoreAll(model, user string, dst []float32) (scores []float32, ok bool, err error) {
+	st, found := u.byName[model]
+	if !found {
+		return dst, false, fmt.Errorf("%w %q", ErrUnknownModel, model)
+	}
+	uv := st.users.row(user)
+	if uv == nil {
+		return dst, false, nil
+	}
+	var g []float32
+	if st.global != nil {
+		g = st.global.at(0)
+	}
+	dst = dst[:0]
+	for i := range u.catalog {
+		dst = append(dst, st.m.Score(uv, st.items.at(int32(i)), g))
+	}
+	return dst, true, nil
+}
+
+// Rows returns copies of model's cached user, item and global rows keyed by id (the global
+// row under "g"), for tests and snapshots.
+func (u *Updater) Rows(model string) (users, items map[string][]float32, global []float32, err error) {
+	st, found := u.byName[model]
+	if !found {
+		return nil, nil, nil, fmt.Errorf("%w %q", ErrUnknownModel, model)
+	}
+	copyRows := func(t *table) map[string][]float32 {
+		out := make(map[string][]float32, len(t.ids))
+		for i, id := range t.ids {
+			out[id] = append([]float32(nil), t.at(int32(i))...)
+		}
+		return out
+	}
+	users, items = copyRows(st.users), copyRows(st.items)
+	if st.global != nil {
+		global = append([]float32(nil), st.global.at(0)...)
+	}
+	return users, items, global, nil
+}
