@@ -223,11 +223,11 @@ func (u *Updater) loadShared(ctx context.Context, t *table) error {
 	if err != nil {
 		return fmt.Errorf("updater: load %s: %w", t.name, err)
 	}
+	// Item rows sit at their catalog index in every model; an item without a stored row
+	// (no delta merged yet) starts at zero.
 	for _, id := range u.catalog {
-		if v, ok := rows[id]; ok {
-			t.add(id, v)
-			delete(rows, id)
-		}
+		t.add(id, rows[id])
+		delete(rows, id)
 	}
 	if len(rows) > 0 {
 		return fmt.Errorf("updater: %s has %d rows of items missing from the catalog", t.name, len(rows))
