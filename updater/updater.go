@@ -540,6 +540,12 @@ func (u *Updater) Models() []string {
 // and do not keep it across Apply calls.
 func (u *Updater) Catalog() []string { return u.catalog }
 
+// ItemIndex returns id's position in Catalog.
+func (u *Updater) ItemIndex(id string) (int32, bool) {
+	i, ok := u.catalogIndex[id]
+	return i, ok
+}
+
 // ScoreAll writes model's score of user for every catalog item into dst (grown as needed)
 // and returns it; ok is false when the user has no row yet.
 func (u *Updater) ScoreAll(model, user string, dst []float32) (scores []float32, ok bool, err error) {
