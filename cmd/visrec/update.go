@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/visrec/visrec/consumers"
+	"github.com/visrec/visrec/events"
+	"github.com/visrec/visrec/updater"
+)
+
+func init() {
+	commands["update"] = command{summary: "consume events from Kafka and update the online models in Redis", run: runUpdate}
+}
+
+func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
+	fs := flag.NewFlagSet("update", flag.ContinueOnError)
+	brokers := fs.String("brokers", envOr("VISREC_KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka bootstrap brokers, comma-separated (env VISREC_KAFKA_BROKERS)")
+	redisAddr := fs.String("redis", envOr("VISREC_REDIS_ADDR", "127.0.0.1:6379"), "Redis address (env VISREC_REDIS_ADDR)")
+	ns := fs.String("namespace", envOr("VISREC_NAMESPACE", "visrec"), "feature store namespace: the prefix {ns} of every Redis key (env VISREC_NAMESPACE)")
+	group := fs.String("group", "visrec-updater", "Kafka consumer group")
+	eventsTopic := fs.String("events-topic", events.TopicEvents, "interactions topic")
+	itemsTopic := fs.String("items-topic", events.TopicItems, "item events topic")
+	dlqTopic := fs.String("deadletter-topic", events.TopicDeadLetter, "dead-letter topic")
+	partitions := fs.Int("partitions", 4, "partitions of topics created when missing")
+	dim := fs.Int("embedding-dim", 0, "expected embedding length of item events (0: any)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics here, e.g. 127.0.0.1:9101")
+	var mf modelFlags
+	mf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	ms, uopts, err := mf.build()
+	if err != nil {
+		return err
+	}
+	uopts.EmbeddingDim = *dim
+	store, err := openRedis(ctx, *redisAddr, *ns)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	upd, err := updater.New(store, uopts, ms...)
+	if err != nil {
+		return err
+	}
+	copts := consumers.DefaultOptions(splitList(*brokers)...)
+	copts.Group, copts.EventsTopic, copts.ItemsTopic, copts.DeadLetterTopic = *group, *eventsTopic, *itemsTopic, *dlqTopic
+	copts.EmbeddingDim = *dim
+	if err := consumers.EnsureTopics(ctx, nil, copts.Brokers[0], *partitions, 1, *eventsTopic, *itemsTopic, *dlqTopic); err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	serveMetrics(ctx, log, *metricsAddr, reg)
+	c, err := consumers.New(copts, upd, log, consumers.NewMetrics(reg))
+	if err != nil {
+		return err
+	}
+	log.Info("updating", zap.String("models", mf.names), zap.String("redis", *redisAddr), zap.String("namespace", *ns), zap.String("group", *group))
+	err = c.Run(ctx)
+	log.Info("stopped", zap.Int64("committed", c.Committed()))
+	return err
+}

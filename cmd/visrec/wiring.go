@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/visrec/visrec/featurestore"
+	"github.com/visrec/visrec/models"
+	"github.com/visrec/visrec/updater"
+)
+
+// modelFlags are the flags shared by the commands that run online models.
+type modelFlags struct {
+	names     string
+	factors   int
+	seed      uint64
+	flushN    int
+	flushT    time.Duration
+	minRating float64
+}
+
+func (m *modelFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&m.names, "models", "bpr", "comma-separated online models: bpr, mf (explicit ratings), mf-implicit")
+	fs.IntVar(&m.factors, "factors", 64, "latent factors K")
+	fs.Uint64Var(&m.seed, "seed", 1, "seed of user initialisation and negative sampling")
+	fs.IntVar(&m.flushN, "flush-events", updater.DefaultOptions().FlushEvents, "flush to the store after this many events")
+	fs.DurationVar(&m.flushT, "flush-interval", updater.DefaultOptions().FlushInterval, "flush to the store at least this often while events arrive")
+	fs.Float64Var(&m.minRating, "min-positive-rating", 0, "ratings below this are not positives for implicit models (bpr, mf-implicit)")
+}
+
+func (m *modelFlags) build() ([]models.Online, updater.Options, error) {
+	var ms []models.Online
+	for _, name := range strings.Split(m.names, ",") {
+		switch strings.TrimSpace(name) {
+		case "bpr":
+			o := models.DefaultBPROptions()
+			o.Factors = m.factors
+			if err := o.Validate(); err != nil {
+				return nil, updater.Options{}, err
+			}
+			ms = append(ms, models.NewBPR(o))
+		case "mf", "mf-implicit":
+			o := models.DefaultMFOptions()
+			o.Factors = m.factors
+			o.Explicit = strings.TrimSpace(name) == "mf"
+			if err := o.Validate(); err != nil {
+				return nil, updater.Options{}, err
+			}
+			ms = append(ms, models.NewMF(o))
+		default:
+			return nil, updater.Options{}, fmt.Errorf("unknown model %q (known: bpr, mf, mf-implicit)", name)
+		}
+	}
+	opts := updater.DefaultOptions()
+	opts.Seed = m.seed
+	opts.FlushEvents = m.flushN
+	opts.FlushInterval = m.flushT
+	opts.MinPositiveRating = float32(m.minRating)
+	return ms, opts, nil
+}
+
+// openRedis connects to Redis at addr and checks that it answers.
+func openRedis(ctx context.Context, addr, namespace string) (*featurestore.Redis, error) {
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := client.Ping(pctx).Err(); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("redis at %s does not answer (start it with deploy/services.sh up): %w", addr, err)
+	}
+	opts := featurestore.DefaultRedisOptions()
+	opts.Namespace = namespace
+	return featurestore.NewRedis(client, opts)
+}
+
+// serveMetrics serves /metrics of reg on addr until ctx ends; an empty addr serves nothing.
+func serveMetrics(ctx context.Context, log *zap.Logger, addr string, reg *prometheus.Registry) {
+	if addr == "" {
+		return
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", zap.Error(err))
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(sctx) //nolint:errcheck // best effort at exit
+	}()
+	log.Info("metrics", zap.String("url", "http://"+addr+"/metrics"))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
