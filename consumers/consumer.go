@@ -272,7 +272,8 @@ func truncate(s string, n int) string {
 }
 
 // process applies records in arrival order and flushes by the updater's policy. It returns
-// when gctx ends (after a final flush), or on a store failure.
+// when the generation (gctx) or the run (ctx) ends, after a final flush, or on a store
+// failure. Its return ends the generation.
 func (c *Consumer) process(ctx, gctx context.Context, in <-chan record) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -308,6 +309,8 @@ func (c *Consumer) process(ctx, gctx context.Context, in <-chan record) error {
 		batch = batch[:0]
 		select {
 		case <-gctx.Done():
+			return finalFlush()
+		case <-ctx.Done():
 			return finalFlush()
 		case <-tick.C:
 		case r := <-in:

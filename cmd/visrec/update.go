@@ -28,6 +28,7 @@ func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
 	dlqTopic := fs.String("deadletter-topic", events.TopicDeadLetter, "dead-letter topic")
 	partitions := fs.Int("partitions", 4, "partitions of topics created when missing")
 	dim := fs.Int("embedding-dim", 0, "expected embedding length of item events (0: any)")
+	session := fs.Duration("session-timeout", consumers.DefaultOptions().SessionTimeout, "group session timeout: how long a dead member holds its partitions")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics here, e.g. 127.0.0.1:9101")
 	var mf modelFlags
 	mf.register(fs)
@@ -54,6 +55,7 @@ func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
 	copts := consumers.DefaultOptions(splitList(*brokers)...)
 	copts.Group, copts.EventsTopic, copts.ItemsTopic, copts.DeadLetterTopic = *group, *eventsTopic, *itemsTopic, *dlqTopic
 	copts.EmbeddingDim = *dim
+	copts.SessionTimeout = *session
 	if err := consumers.EnsureTopics(ctx, nil, copts.Brokers[0], *partitions, 1, *eventsTopic, *itemsTopic, *dlqTopic); err != nil {
 		return err
 	}
