@@ -146,7 +146,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("consumers: next generation: %w", err)
+			// Rebalances and coordinator moves surface here; the group retries the join.
+			c.log.Warn("joining the group", zap.Error(err))
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
 		}
 		if err := c.runGeneration(ctx, gen); err != nil {
 			return err

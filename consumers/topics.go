@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -37,5 +38,30 @@ func EnsureTopics(ctx context.Context, dialer *kafka.Dialer, broker string, part
 			return fmt.Errorf("consumers: create topic %s: %w", t, err)
 		}
 	}
-	return nil
+	// Creation is asynchronous: wait until the broker's metadata lists every topic, so that
+	// a producer started next does not fail with an unknown topic.
+	for {
+		parts, err := conn.ReadPartitions(topics...)
+		if err == nil && len(parts) > 0 && allListed(parts, topics) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("consumers: topics %v not visible yet: %w", topics, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func allListed(parts []kafka.Partition, topics []string) bool {
+	seen := make(map[string]bool)
+	for _, p := range parts {
+		seen[p.Topic] = true
+	}
+	for _, t := range topics {
+		if !seen[t] {
+			return false
+		}
+	}
+	return true
 }

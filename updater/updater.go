@@ -209,28 +209,24 @@ func (u *Updater) Load(ctx context.Context, topics ...string) error {
 	return nil
 }
 
-// loadShared reads every row of a shared table, in catalog order so that the cache's layout
-// does not depend on the store's scan order.
+// loadShared reads the rows of the catalog's items, in catalog order: item rows sit at their
+// catalog index in every model. An item without a stored row (no delta merged yet) starts at
+// zero. Rows of items that another updater added after the catalog was read are picked up
+// by later merges: their deltas are relative, so a zero base loses nothing.
 func (u *Updater) loadShared(ctx context.Context, t *table) error {
-	rows := make(map[string][]float32)
-	err := u.store.ScanVectors(ctx, t.name, func(id string, v []float32) error {
-		if len(v) != t.width {
-			return fmt.Errorf("row %q has width %d, model wants %d", id, len(v), t.width)
+	const chunk = 10_000
+	for lo := 0; lo < len(u.catalog); lo += chunk {
+		ids := u.catalog[lo:min(lo+chunk, len(u.catalog))]
+		rows, err := u.store.Vectors(ctx, t.name, ids)
+		if err != nil {
+			return fmt.Errorf("updater: load %s: %w", t.name, err)
 		}
-		rows[id] = v
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("updater: load %s: %w", t.name, err)
-	}
-	// Item rows sit at their catalog index in every model; an item without a stored row
-	// (no delta merged yet) starts at zero.
-	for _, id := range u.catalog {
-		t.add(id, rows[id])
-		delete(rows, id)
-	}
-	if len(rows) > 0 {
-		return fmt.Errorf("updater: %s has %d rows of items missing from the catalog", t.name, len(rows))
+		for k, id := range ids {
+			if rows[k] != nil && len(rows[k]) != t.width {
+				return fmt.Errorf("updater: %s row %q has width %d, model wants %d", t.name, id, len(rows[k]), t.width)
+			}
+			t.add(id, rows[k])
+		}
 	}
 	return nil
 }

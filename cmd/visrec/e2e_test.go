@@ -311,7 +311,10 @@ func TestTwoUpdatersOneGroup(t *testing.T) {
 	a := e.start(ns, ns, "--flush-events", "2000")
 	b := e.start(ns, ns, "--flush-events", "2000")
 	deadline := time.Now().Add(2 * time.Minute)
-	for e.applied(store, parts) < n/4 && time.Now().Before(deadline) {
+	for e.applied(store, parts) < n/4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d events applied after 2 minutes:\n%s\n%s", e.applied(store, parts), a.stderr, b.stderr)
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	b.kill(t, syscall.SIGKILL)

@@ -107,9 +107,9 @@ func runReplay(ctx context.Context, log *zap.Logger, args []string) error {
 			return fmt.Errorf("%w (is Kafka running at %s? set --brokers or VISREC_KAFKA_BROKERS)", err, f.brokers)
 		}
 	}
-	w := producers.NewKafkaWriter(brokers, f.topic, f.batch)
-	defer w.Close()
-	rp, err := producers.NewReplayer(producers.WriterSink{W: w}, producers.ReplayOptions{
+	sink := producers.NewKafkaSink(brokers, f.topic, f.batch)
+	defer sink.Close()
+	rp, err := producers.NewReplayer(sink, producers.ReplayOptions{
 		Encoding: enc, Rate: f.rate, Warp: f.warp, BatchSize: f.batch, Progress: progress, Log: log,
 	})
 	if err != nil {
