@@ -1,0 +1,217 @@
+#!lua
+-- visrec featurestore: Commit of one Tx, atomically. redis.go documents the key layout;
+-- redis_commit.go builds KEYS and ARGV:
+--   ARGV[1]  one byte per KEYS entry: 'h' (hash) or 'z' (sorted set), the type it must have.
+--   ARGV[2:] runs of ops, op, key index (into KEYS), record count, records:
+--     'o' partition, prev, next   SetOffset (prev '-1': no stored offset)
+--     's' id, float32 LE blob     SetVector
+--     'a' id, float64 LE blob     AddVector
+--     'c' id, n                   IncrCounter
+--     'l' id                      AppendCatalog
+--   Ops on one key run in call order; ops on different keys commute.
+-- Returns {'ok', merged AddVector rows in ARGV order...} or {'fenced', key, partition,
+-- stored}. Every check runs before the first write, because Redis does not roll a script back.
+
+local WIDTH = {o = 3, s = 2, a = 2, c = 2, l = 1}
+local CHUNK = 2048 -- values per struct call: Lua's C stack holds about 8000
+local HSET_PAIRS = 500 -- field/value pairs per HSET call, for the same reason
+local kinds = ARGV[1]
+
+-- 1. Key types: a write to a key of the wrong type would fail halfway.
+for i = 1, #KEYS do
+  local want = string.sub(kinds, i, i) == 'z' and 'zset' or 'hash'
+  local t = redis.call('TYPE', KEYS[i])['ok']
+  if t ~= 'none' and t ~= want then
+    return redis.error_reply('visrec: key ' .. KEYS[i] .. ' holds a ' .. t .. ', want a ' .. want)
+  end
+end
+
+-- runs calls fn(op, key index, first record's ARGV index, count) for every run, and stops at
+-- the first non-nil result, which it returns.
+local nargv = #ARGV
+local function runs(fn)
+  local i = 2
+  while i <= nargv do
+    local op, k, n = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+    local w = WIDTH[op]
+    if w == nil or k == nil or n == nil or KEYS[k] == nil then
+      error('visrec: malformed ARGV at ' .. i)
+    end
+    local r = fn(op, k, i + 3, n)
+    if r ~= nil then return r end
+    i = i + 3 + w * n
+  end
+end
+
+-- 2. Fencing: each SetOffset's prev must be the stored offset (or the one an earlier
+-- SetOffset of this Tx set).
+local offs = {}
+local fenced = runs(function(op, k, j, n)
+  if op ~= 'o' then return end
+  local cur = offs[k] or {}
+  offs[k] = cur
+  for r = 0, n - 1 do
+    local p, prev, nxt = ARGV[j + 3 * r], ARGV[j + 3 * r + 1], ARGV[j + 3 * r + 2]
+    local c = cur[p]
+    if c == nil then c = redis.call('HGET', KEYS[k], p) or '-1' end
+    if c ~= prev then return {'fenced', KEYS[k], p, c} end
+    cur[p] = nxt
+  end
+end)
+if fenced then return fenced end
+
+-- 3. Row lengths: blobs whole, every delta as long as the row it lands on. The stored rows
+-- that deltas land on are read here, once, into orig.
+local orig = {} -- orig[k][id]: stored blob, or false if missing
+local lengths = {} -- lengths[k][id]: byte length of a row after the ops so far; -1: missing
+local bad = runs(function(op, k, j, n)
+  if op ~= 's' and op ~= 'a' then return end
+  local key = KEYS[k]
+  local lens = lengths[k] or {}
+  lengths[k] = lens
+  local o = orig[k] or {}
+  orig[k] = o
+  for r = 0, n - 1 do
+    local id, blob = ARGV[j + 2 * r], ARGV[j + 2 * r + 1]
+    if op == 's' then
+      if #blob % 4 ~= 0 then
+        return 'visrec: SetVector ' .. key .. ' ' .. id .. ': blob of ' .. #blob .. ' bytes'
+      end
+      lens[id] = #blob
+    else
+      if #blob % 8 ~= 0 then
+        return 'visrec: AddVector ' .. key .. ' ' .. id .. ': delta blob of ' .. #blob .. ' bytes'
+      end
+      local cur = lens[id]
+      if cur == nil then
+        local old = redis.call('HGET', key, id)
+        o[id] = old
+        cur = old and #old or -1
+      end
+      if cur >= 0 and cur % 4 ~= 0 then
+        return 'visrec: AddVector ' .. key .. ' ' .. id .. ': stored row is corrupt (' .. cur .. ' bytes)'
+      end
+      if cur >= 0 and cur / 4 ~= #blob / 8 then
+        return 'visrec: AddVector ' .. key .. ' ' .. id .. ': delta has ' .. (#blob / 8) ..
+          ' values, row has ' .. (cur / 4)
+      end
+      lens[id] = #blob / 2
+    end
+  end
+end)
+if bad then return redis.error_reply(bad) end
+
+-- 4. Counters go first among the writes: HINCRBY can still fail (overflow, a non-integer
+-- field), and then the increments made so far are undone exactly. Counter keys hold nothing
+-- else, so applying them before the other ops changes no outcome.
+local undo = {}
+bad = runs(function(op, k, j, n)
+  if op ~= 'c' then return end
+  for r = 0, n - 1 do
+    local id, by = ARGV[j + 2 * r], ARGV[j + 2 * r + 1]
+    local old = redis.call('HGET', KEYS[k], id)
+    local res = redis.pcall('HINCRBY', KEYS[k], id, by)
+    if type(res) == 'table' and res.err then
+      for u = #undo, 1, -1 do
+        local e = undo[u]
+        if e[3] then redis.call('HSET', e[1], e[2], e[3]) else redis.call('HDEL', e[1], e[2]) end
+      end
+      return 'visrec: IncrCounter ' .. KEYS[k] .. ' ' .. id .. ' by ' .. by .. ': ' .. res.err
+    end
+    undo[#undo + 1] = {KEYS[k], id, old}
+  end
+end)
+if bad then return redis.error_reply(bad) end
+
+-- 5. The other writes.
+local fmts = {}
+local function fmt(c, n)
+  local key = c .. n
+  local f = fmts[key]
+  if f == nil then
+    f = '<' .. string.rep(c, n)
+    fmts[key] = f
+  end
+  return f
+end
+
+-- values returns a table whose entries 1..n are the n values of blob (format char c).
+local function values(c, blob, n)
+  if n <= CHUNK then return {struct.unpack(fmt(c, n), blob)} end -- entry n+1: next position
+  local out, pos = {}, 1
+  for s = 1, n, CHUNK do
+    local m = math.min(CHUNK, n - s + 1)
+    local vals = {struct.unpack(fmt(c, m), blob, pos)}
+    for q = 1, m do out[s + q - 1] = vals[q] end
+    pos = vals[m + 1]
+  end
+  return out
+end
+
+-- f32blob packs entries 1..n of v as a float32 blob.
+local function f32blob(v, n)
+  if n <= CHUNK then return struct.pack(fmt('f', n), unpack(v, 1, n)) end
+  local parts = {}
+  for s = 1, n, CHUNK do
+    local e = math.min(s + CHUNK - 1, n)
+    parts[#parts + 1] = struct.pack(fmt('f', e - s + 1), unpack(v, s, e))
+  end
+  return table.concat(parts)
+end
+
+-- hset writes the field/value pairs in kv, HSET_PAIRS per call; a later pair of a field wins.
+local function hset(key, kv)
+  for s = 1, #kv, 2 * HSET_PAIRS do
+    redis.call('HSET', key, unpack(kv, s, math.min(s + 2 * HSET_PAIRS - 1, #kv)))
+  end
+end
+
+local merged = {'ok'}
+local now = {} -- now[k][id]: a row's blob after this Tx's writes so far
+local tops = {} -- highest catalog score per key
+runs(function(op, k, j, n)
+  local key = KEYS[k]
+  if op == 's' or op == 'a' then
+    local cur = now[k] or {}
+    now[k] = cur
+    local o = orig[k]
+    local kv = {}
+    for r = 0, n - 1 do
+      local id, blob = ARGV[j + 2 * r], ARGV[j + 2 * r + 1]
+      if op == 'a' then
+        local m = #blob / 8
+        local sum = values('d', blob, m)
+        local old = cur[id]
+        if old == nil then old = o[id] end
+        if old then
+          local base = values('f', old, m)
+          for q = 1, m do sum[q] = base[q] + sum[q] end
+        end
+        blob = f32blob(sum, m)
+        merged[#merged + 1] = blob
+      end
+      cur[id] = blob
+      kv[#kv + 1] = id
+      kv[#kv + 1] = blob
+    end
+    hset(key, kv)
+  elseif op == 'l' then
+    local top = tops[k]
+    if top == nil then
+      local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+      top = last[2] and tonumber(last[2]) or -1
+    end
+    for r = 0, n - 1 do
+      if redis.call('ZADD', key, 'NX', top + 1, ARGV[j + r]) == 1 then top = top + 1 end
+    end
+    tops[k] = top
+  elseif op == 'o' then
+    local kv = {}
+    for r = 0, n - 1 do
+      kv[#kv + 1] = ARGV[j + 3 * r]
+      kv[#kv + 1] = ARGV[j + 3 * r + 2]
+    end
+    hset(key, kv)
+  end
+end)
+return merged

@@ -1,0 +1,296 @@
+package featurestore
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+)
+
+// Memory is the in-memory Store: the embedded demo's store and the reference that the Redis
+// store is tested against. It has exactly the Redis store's semantics (the float64 delta merge
+// rounds the same way, a row length mismatch fails Commit, SetOffset fences, Commit is all or
+// nothing) but keeps nothing across processes.
+//
+// Memory is safe for concurrent use; one mutex guards all state, and Commit holds it for the
+// whole transaction, so a Commit is atomic with respect to every other call. Rows go in and
+// come out as copies: nothing the caller passes in or gets back is shared with the store.
+type Memory struct {
+	mu       sync.Mutex
+	closed   bool
+	rows     map[string]map[string][]float32 // table → id → row
+	counters map[string]map[string]int64     // table → id → counter
+	catalogs map[string]*memCatalog          // name → members
+	offsets  map[string]map[int]int64        // topic → partition → next offset
+}
+
+type memCatalog struct {
+	ids    []string
+	member map[string]struct{}
+}
+
+var _ Store = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory store.
+func NewMemory() *Memory {
+	return &Memory{
+		rows:     make(map[string]map[string][]float32),
+		counters: make(map[string]map[string]int64),
+		catalogs: make(map[string]*memCatalog),
+		offsets:  make(map[string]map[int]int64),
+	}
+}
+
+// Offsets implements Store.
+func (m *Memory) Offsets(ctx context.Context, topic string) (map[int]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	out := make(map[int]int64, len(m.offsets[topic]))
+	for p, o := range m.offsets[topic] {
+		out[p] = o
+	}
+	return out, nil
+}
+
+// Vectors implements Store.
+func (m *Memory) Vectors(ctx context.Context, table string, ids []string) ([][]float32, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	t := m.rows[table]
+	out := make([][]float32, len(ids))
+	total := 0
+	for _, id := range ids {
+		total += len(t[id])
+	}
+	buf := make([]float32, total) // one backing array, each row capped
+	for i, id := range ids {
+		if r, ok := t[id]; ok {
+			out[i] = buf[:len(r):len(r)]
+			copy(out[i], r)
+			buf = buf[len(r):]
+		}
+	}
+	return out, nil
+}
+
+// ScanVectors implements Store. It copies the table under the lock and calls fn without it,
+// so fn may call the store; writes committed meanwhile are not seen. An error from fn stops
+// the scan and is returned as it is.
+func (m *Memory) ScanVectors(ctx context.Context, table string, fn func(id string, v []float32) error) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	type row struct {
+		id string
+		v  []float32
+	}
+	rows := make([]row, 0, len(m.rows[table]))
+	for id, r := range m.rows[table] {
+		rows = append(rows, row{id, append(make([]float32, 0, len(r)), r...)})
+	}
+	m.mu.Unlock()
+	for _, r := range rows {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("featurestore: scan %s: %w", table, err)
+		}
+		if err := fn(r.id, r.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Counters implements Store.
+func (m *Memory) Counters(ctx context.Context, table string, ids []string) ([]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	out := make([]int64, len(ids))
+	for i, id := range ids {
+		out[i] = m.counters[table][id]
+	}
+	return out, nil
+}
+
+// Catalog implements Store.
+func (m *Memory) Catalog(ctx context.Context, name string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	c := m.catalogs[name]
+	if c == nil {
+		return []string{}, nil
+	}
+	return append(make([]string, 0, len(c.ids)), c.ids...), nil
+}
+
+// Begin implements Store.
+func (m *Memory) Begin() Tx { return &memTx{m: m} }
+
+// Close implements Store: it drops the state; later calls return ErrClosed. Closing twice is
+// a no-op.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	m.rows, m.counters, m.catalogs, m.offsets = nil, nil, nil, nil
+	return nil
+}
+
+// memTx is the Memory store's Tx; see Tx for the contract.
+type memTx struct {
+	txBuf
+	m *Memory
+}
+
+// Commit implements Tx. It checks every SetOffset first (ErrFenced), then every row length
+// and counter overflow, and only then writes, all under the store's lock.
+func (tx *memTx) Commit(ctx context.Context) ([][]float32, error) {
+	ops, err := tx.finish()
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("featurestore: commit: %w", err)
+	}
+	m := tx.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	if err := m.check(ops); err != nil {
+		return nil, err
+	}
+	return m.apply(ops), nil
+}
+
+type rowKey struct{ table, id string }
+
+type partKey struct {
+	topic     string
+	partition int
+}
+
+// check runs the Tx against the stored state without writing: fencing first, then row
+// lengths and counter overflow. m.mu is held.
+func (m *Memory) check(ops []op) error {
+	offs := make(map[partKey]int64)
+	for _, o := range ops {
+		if o.kind != opSetOffset {
+			continue
+		}
+		k := partKey{o.name, o.partition}
+		cur, ok := offs[k]
+		if !ok {
+			cur = NoOffset
+			if s, ok := m.offsets[o.name][o.partition]; ok {
+				cur = s
+			}
+		}
+		if cur != o.n {
+			return fmt.Errorf("%w (%s/%d: stored %d, expected %d)", ErrFenced, o.name, o.partition, cur, o.n)
+		}
+		offs[k] = o.next
+	}
+	lens := make(map[rowKey]int)     // length after the ops so far; -1: missing
+	counts := make(map[rowKey]int64) // counter after the ops so far
+	for _, o := range ops {
+		k := rowKey{o.name, o.id}
+		switch o.kind {
+		case opSetVector:
+			lens[k] = len(o.vec)
+		case opAddVector:
+			cur, ok := lens[k]
+			if !ok {
+				cur = -1
+				if r, ok := m.rows[o.name][o.id]; ok {
+					cur = len(r)
+				}
+			}
+			if cur >= 0 && cur != len(o.delta) {
+				return fmt.Errorf("featurestore: AddVector %s/%s: delta has %d values, row has %d", o.name, o.id, len(o.delta), cur)
+			}
+			lens[k] = len(o.delta)
+		case opIncrCounter:
+			cur, ok := counts[k]
+			if !ok {
+				cur = m.counters[o.name][o.id]
+			}
+			if (o.n > 0 && cur > math.MaxInt64-o.n) || (o.n < 0 && cur < math.MinInt64-o.n) {
+				return fmt.Errorf("featurestore: IncrCounter %s/%s: %d%+d would overflow", o.name, o.id, cur, o.n)
+			}
+			counts[k] = cur + o.n
+		}
+	}
+	return nil
+}
+
+// apply writes checked ops in call order and returns the merged AddVector rows. The ops' own
+// slices become the store's. m.mu is held.
+func (m *Memory) apply(ops []op) [][]float32 {
+	var merged [][]float32
+	for _, o := range ops {
+		switch o.kind {
+		case opSetVector:
+			t := m.rows[o.name]
+			if t == nil {
+				t = make(map[string][]float32)
+				m.rows[o.name] = t
+			}
+			t[o.id] = o.vec
+		case opAddVector:
+			t := m.rows[o.name]
+			if t == nil {
+				t = make(map[string][]float32)
+				m.rows[o.name] = t
+			}
+			r, ok := t[o.id]
+			if !ok {
+				r = make([]float32, len(o.delta))
+				t[o.id] = r
+			}
+			for i, d := range o.delta {
+				r[i] = float32(float64(r[i]) + d)
+			}
+			merged = append(merged, append(make([]float32, 0, len(r)), r...))
+		case opIncrCounter:
+			t := m.counters[o.name]
+			if t == nil {
+				t = make(map[string]int64)
+				m.counters[o.name] = t
+			}
+			t[o.id] += o.n
+		case opAppendCatalog:
+			c := m.catalogs[o.name]
+			if c == nil {
+				c = &memCatalog{member: make(map[string]struct{})}
+				m.catalogs[o.name] = c
+			}
+			if _, ok := c.member[o.id]; !ok {
+				c.member[o.id] = struct{}{}
+				c.ids = append(c.ids, o.id)
+			}
+		case opSetOffset:
+			t := m.offsets[o.name]
+			if t == nil {
+				t = make(map[int]int64)
+				m.offsets[o.name] = t
+			}
+			t[o.partition] = o.next
+		}
+	}
+	return merged
+}

@@ -1,0 +1,249 @@
+package featurestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is the production Store, on Redis 7 or later (Commit is a Lua script with a
+// shebang, and it needs Redis Lua's struct library).
+//
+// # Key layout
+//
+// Every key of a namespace ns (RedisOptions.Namespace) starts with the hash tag {ns}, so a
+// namespace lives in one Redis Cluster slot. That is what makes Commit atomic on a cluster
+// too: one script on one node touches every key it needs. The price is that one namespace
+// is served by one node; run several namespaces to spread load.
+//
+//	{ns}:v:T          hash   rows of table T: field id → little-endian float32 blob
+//	{ns}:c:T          hash   counters of table T: field id → decimal int64 (HINCRBY)
+//	{ns}:cat:N        zset   catalog N: member id, score = insertion sequence 0, 1, 2, ...
+//	                         (ZADD NX, score = highest score + 1, which is ZCARD unless
+//	                         members were removed by hand; ZRANGE {ns}:cat:N 0 -1 lists
+//	                         the ids in insertion order)
+//	{ns}:off:<topic>  hash   offsets of topic: field partition (decimal) → next offset (decimal)
+//
+// For example: redis-cli HGETALL '{visrec}:off:visrec.events'.
+//
+// # Commit
+//
+// Commit sends the whole Tx as one Lua script (commit.lua; EVALSHA, falling back to
+// EVAL), with every key it touches in KEYS. The script first checks every SetOffset
+// (ErrFenced), key types, blob and delta lengths and the stored rows that deltas land on,
+// and writes only when all checks pass; counters that still fail at HINCRBY (overflow, a
+// non-integer field) are undone before the script returns the error. So a Commit that the
+// script rejects wrote nothing.
+//
+// Redis runs a script atomically and, since 7.0, replicates its effects as one MULTI/EXEC
+// block. State and offsets share a slot, so a failover that loses the last acknowledged
+// writes (replication is asynchronous) loses the state and the offsets together: the
+// updater that takes over reads the older offsets and re-applies exactly the lost events.
+// Effectively-once therefore holds on a cluster, with respect to what Redis kept.
+//
+// A script blocks Redis while it runs: merging a delta costs the script about 10 µs per
+// row of 65 floats, so keep Tx sizes to what the latency of other clients allows.
+//
+// A Commit that fails in transport (a timeout, a cancelled ctx, a dropped connection) may
+// or may not have been applied: re-read Offsets to learn which.
+//
+// # Concurrency
+//
+// Redis is safe for concurrent use. Reads are single commands (HMGET, HSCAN, ZRANGE,
+// HGETALL) and see committed state only; ScanVectors is not a snapshot.
+type Redis struct {
+	c      redis.UniversalClient
+	ns     string
+	script *redis.Script
+	closed atomic.Bool
+}
+
+// RedisOptions configures a Redis store.
+type RedisOptions struct {
+	// Namespace prefixes every key (as the hash tag {Namespace}); default "visrec". It must
+	// not contain '{' or '}'.
+	Namespace string
+}
+
+// DefaultRedisOptions returns the defaults: namespace "visrec".
+func DefaultRedisOptions() RedisOptions { return RedisOptions{Namespace: "visrec"} }
+
+var _ Store = (*Redis)(nil)
+
+// NewRedis returns a store on client, which may be a single-node, sentinel or cluster
+// client. The store takes ownership of client: Close closes it.
+func NewRedis(client redis.UniversalClient, opts RedisOptions) (*Redis, error) {
+	if client == nil {
+		return nil, errors.New("featurestore: NewRedis: nil client")
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = DefaultRedisOptions().Namespace
+	}
+	if strings.ContainsAny(opts.Namespace, "{}") {
+		return nil, fmt.Errorf("featurestore: NewRedis: namespace %q contains a brace", opts.Namespace)
+	}
+	return &Redis{c: client, ns: opts.Namespace, script: redis.NewScript(commitScript)}, nil
+}
+
+// Namespace returns the store's namespace.
+func (r *Redis) Namespace() string { return r.ns }
+
+// key returns the key of kind ("v", "c", "cat", "off") and name.
+func (r *Redis) key(kind, name string) string {
+	return "{" + r.ns + "}:" + kind + ":" + name
+}
+
+// Offsets implements Store.
+func (r *Redis) Offsets(ctx context.Context, topic string) (map[int]int64, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	m, err := r.c.HGetAll(ctx, r.key("off", topic)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("featurestore: offsets of %s: %w", topic, err)
+	}
+	out := make(map[int]int64, len(m))
+	for p, o := range m {
+		pi, err1 := strconv.Atoi(p)
+		oi, err2 := strconv.ParseInt(o, 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("featurestore: offsets of %s: corrupt entry %q=%q: %w", topic, p, o, err)
+		}
+		out[pi] = oi
+	}
+	return out, nil
+}
+
+// Vectors implements Store with one HMGET.
+func (r *Redis) Vectors(ctx context.Context, table string, ids []string) ([][]float32, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	out := make([][]float32, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	vals, err := r.c.HMGet(ctx, r.key("v", table), ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("featurestore: vectors of %s: %w", table, err)
+	}
+	if len(vals) != len(ids) {
+		return nil, fmt.Errorf("featurestore: vectors of %s: HMGET returned %d values for %d ids", table, len(vals), len(ids))
+	}
+	// One backing array for all rows, each row capped, saves an allocation per row.
+	total := 0
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			if len(s)%4 != 0 {
+				return nil, fmt.Errorf("featurestore: vectors of %s: row %q: %w", table, ids[i], errCorrupt(len(s)))
+			}
+			total += len(s) / 4
+		}
+	}
+	buf := make([]float32, total)
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			n := len(s) / 4
+			out[i] = decodeF32Into(buf[:n:n], s)
+			buf = buf[n:]
+		}
+	}
+	return out, nil
+}
+
+// ScanVectors implements Store with HSCAN (COUNT 1000). HSCAN may return a field twice;
+// ScanVectors remembers the ids it has passed to fn so that fn sees each id once, which
+// costs memory for every id of the table. An error from fn stops the scan and is returned as
+// it is.
+func (r *Redis) ScanVectors(ctx context.Context, table string, fn func(id string, v []float32) error) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	key := r.key("v", table)
+	seen := make(map[string]struct{})
+	var cursor uint64
+	for {
+		kv, next, err := r.c.HScan(ctx, key, cursor, "", 1000).Result()
+		if err != nil {
+			return fmt.Errorf("featurestore: scan %s: %w", table, err)
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			id := kv[i]
+			if _, dup := seen[id]; dup {
+				continue
+			}
+			seen[id] = struct{}{}
+			v, err := decodeF32(kv[i+1])
+			if err != nil {
+				return fmt.Errorf("featurestore: scan %s: row %q: %w", table, id, err)
+			}
+			if err := fn(id, v); err != nil {
+				return err
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
+
+// Counters implements Store with one HMGET.
+func (r *Redis) Counters(ctx context.Context, table string, ids []string) ([]int64, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	out := make([]int64, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	vals, err := r.c.HMGet(ctx, r.key("c", table), ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("featurestore: counters of %s: %w", table, err)
+	}
+	for i, v := range vals {
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		if out[i], err = strconv.ParseInt(s, 10, 64); err != nil {
+			return nil, fmt.Errorf("featurestore: counters of %s: %q: %w", table, ids[i], err)
+		}
+	}
+	return out, nil
+}
+
+// Catalog implements Store with ZRANGE 0 -1.
+func (r *Redis) Catalog(ctx context.Context, name string) ([]string, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	ids, err := r.c.ZRange(ctx, r.key("cat", name), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("featurestore: catalog %s: %w", name, err)
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return ids, nil
+}
+
+// Begin implements Store.
+func (r *Redis) Begin() Tx { return &redisTx{r: r} }
+
+// Close implements Store: it closes the client. Later calls return ErrClosed; closing twice
+// is a no-op.
+func (r *Redis) Close() error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	if err := r.c.Close(); err != nil {
+		return fmt.Errorf("featurestore: close: %w", err)
+	}
+	return nil
+}

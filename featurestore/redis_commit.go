@@ -1,0 +1,170 @@
+package featurestore
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"strconv"
+)
+
+// commitScript is the Lua script behind redisTx.Commit; its header documents ARGV.
+//
+//go:embed commit.lua
+var commitScript string
+
+// redisTx is the Redis store's Tx; see Tx for the contract and Redis for what Commit does.
+type redisTx struct {
+	txBuf
+	r *Redis
+}
+
+// Commit implements Tx with one script call. A Tx without writes sends nothing.
+func (tx *redisTx) Commit(ctx context.Context) ([][]float32, error) {
+	ops, err := tx.finish()
+	if err != nil {
+		return nil, err
+	}
+	if tx.r.closed.Load() {
+		return nil, ErrClosed
+	}
+	if len(ops) == 0 {
+		return nil, nil
+	}
+	keys, args, addOrder := tx.r.encodeCommit(ops)
+	adds := len(addOrder)
+	res, err := tx.r.script.Run(ctx, tx.r.c, keys, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("featurestore: commit: %w", err)
+	}
+	if len(res) == 0 {
+		return nil, fmt.Errorf("featurestore: commit: empty script reply")
+	}
+	switch res[0] {
+	case "ok":
+	case "fenced":
+		if len(res) != 4 {
+			return nil, fmt.Errorf("featurestore: commit: malformed fenced reply %v", res)
+		}
+		return nil, fmt.Errorf("%w (%v partition %v: stored %v)", ErrFenced, res[1], res[2], res[3])
+	default:
+		return nil, fmt.Errorf("featurestore: commit: unexpected script reply %v", res[0])
+	}
+	if len(res)-1 != adds {
+		return nil, fmt.Errorf("featurestore: commit: script returned %d merged rows for %d AddVector calls", len(res)-1, adds)
+	}
+	if adds == 0 {
+		return nil, nil
+	}
+	merged := make([][]float32, adds)
+	for i, v := range res[1:] {
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("featurestore: commit: merged row %d is a %T", i, v)
+		}
+		if merged[addOrder[i]], err = decodeF32(s); err != nil {
+			return nil, fmt.Errorf("featurestore: commit: merged row %d: %w", i, err)
+		}
+	}
+	return merged, nil
+}
+
+// opCode gives, per op kind, the script's op code and the kind and type of its key.
+var opCode = [...]struct {
+	code  string
+	kind  string // key kind: "v", "c", "cat", "off"
+	ztype bool   // the key is a sorted set
+}{
+	opSetVector:     {"s", "v", false},
+	opAddVector:     {"a", "v", false},
+	opIncrCounter:   {"c", "c", false},
+	opAppendCatalog: {"l", "cat", true},
+	opSetOffset:     {"o", "off", false},
+}
+
+// encodeCommit lays ops out as commit.lua reads them: KEYS holds each key once; ARGV[1]
+// their types; then runs of consecutive ops of one kind on one key, each run as op code, key
+// index, record count, records. Ops are grouped by key, in call order within a key: ops on
+// different keys commute, and grouping turns a Tx's ops into few runs, which the script
+// writes with few HSETs. addOrder[i] is the call ordinal (among AddVector calls) of the i-th
+// merged row in the script's reply.
+func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []int) {
+	index := make(map[string]int)
+	var kinds []byte
+	keyOf := make([]int, len(ops)) // 0-based index into keys
+	perKey := []int(nil)           // ops per key
+	size := 0
+	for i := range ops {
+		o := &ops[i]
+		c := opCode[o.kind]
+		key := r.key(c.kind, o.name)
+		k, ok := index[key]
+		if !ok {
+			k = len(keys)
+			index[key] = k
+			keys = append(keys, key)
+			perKey = append(perKey, 0)
+			if c.ztype {
+				kinds = append(kinds, 'z')
+			} else {
+				kinds = append(kinds, 'h')
+			}
+		}
+		keyOf[i] = k
+		perKey[k]++
+		size += 4*len(o.vec) + 8*len(o.delta)
+	}
+	// Counting sort by key, stable.
+	start := make([]int, len(keys))
+	for k := 1; k < len(keys); k++ {
+		start[k] = start[k-1] + perKey[k-1]
+	}
+	order := make([]int, len(ops))
+	addRank := make([]int, len(ops))
+	adds := 0
+	for i := range ops {
+		order[start[keyOf[i]]] = i
+		start[keyOf[i]]++
+		if ops[i].kind == opAddVector {
+			addRank[i] = adds
+			adds++
+		}
+	}
+
+	blobs := make([]byte, 0, size) // one buffer for every blob; args hold capped sub-slices
+	args = make([]any, 1, 1+4*len(ops))
+	args[0] = string(kinds)
+	addOrder = make([]int, 0, adds)
+	prevKind, prevKey, countAt, count := opKind(0), -1, 0, 0
+	for _, i := range order {
+		o := &ops[i]
+		if o.kind != prevKind || keyOf[i] != prevKey {
+			if countAt > 0 {
+				args[countAt] = strconv.Itoa(count)
+			}
+			args = append(args, opCode[o.kind].code, strconv.Itoa(keyOf[i]+1), nil)
+			prevKind, prevKey, countAt, count = o.kind, keyOf[i], len(args)-1, 0
+		}
+		count++
+		switch o.kind {
+		case opSetVector:
+			at := len(blobs)
+			blobs = appendF32(blobs, o.vec)
+			args = append(args, o.id, blobs[at:len(blobs):len(blobs)])
+		case opAddVector:
+			at := len(blobs)
+			blobs = appendF64(blobs, o.delta)
+			args = append(args, o.id, blobs[at:len(blobs):len(blobs)])
+			addOrder = append(addOrder, addRank[i])
+		case opIncrCounter:
+			args = append(args, o.id, strconv.FormatInt(o.n, 10))
+		case opAppendCatalog:
+			args = append(args, o.id)
+		case opSetOffset:
+			args = append(args, strconv.Itoa(o.partition), strconv.FormatInt(o.n, 10), strconv.FormatInt(o.next, 10))
+		}
+	}
+	if countAt > 0 {
+		args[countAt] = strconv.Itoa(count)
+	}
+	return keys, args, addOrder
+}
