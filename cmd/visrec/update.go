@@ -30,6 +30,7 @@ func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
 	dim := fs.Int("embedding-dim", 0, "expected embedding length of item events (0: any)")
 	session := fs.Duration("session-timeout", consumers.DefaultOptions().SessionTimeout, "group session timeout: how long a dead member holds its partitions")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics here, e.g. 127.0.0.1:9101")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	var mf modelFlags
 	mf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -37,6 +38,13 @@ func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	ms, uopts, err := mf.build()
 	if err != nil {

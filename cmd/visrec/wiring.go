@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -103,6 +105,19 @@ func serveMetrics(ctx context.Context, log *zap.Logger, addr string, reg *promet
 		srv.Shutdown(sctx) //nolint:errcheck // best effort at exit
 	}()
 	log.Info("metrics", zap.String("url", "http://"+addr+"/metrics"))
+}
+
+// startCPUProfile profiles the process into path until the returned stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func splitList(s string) []string {
