@@ -278,39 +278,64 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// process applies records in arrival order and flushes by the updater's policy. It returns
-// when the generation (gctx) or the run (ctx) ends, after a final flush, or on a store
-// failure. Its return ends the generation.
+// process applies records in arrival order and flushes by the updater's policy. A flush
+// commits on its own goroutine while the next events are applied (Redis merges while this
+// process computes); at most one is in flight. process returns when the generation (gctx)
+// or the run (ctx) ends, after a final flush, or on a store failure. Its return ends the
+// generation.
 func (c *Consumer) process(ctx, gctx context.Context, in <-chan record) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	batch := make([]record, 0, c.opts.BatchSize)
 	evs := make([]events.Interaction, 0, c.opts.BatchSize)
 	var dead []kafka.Message
-	flush := func(fctx context.Context) error {
-		if c.upd.Unflushed() == 0 {
-			return nil
+	var inflight *updater.PendingFlush
+	var inflightStart time.Time
+	flushed := make(chan error, 1)
+
+	finish := func(err error) error {
+		f := inflight
+		inflight = nil
+		if err := c.upd.FinishFlush(f, err); err != nil {
+			return err
 		}
-		// Dead letters go out before the offsets that cover them: at least once.
+		c.metrics.FlushSeconds.Observe(time.Since(inflightStart).Seconds())
+		c.committed.Add(int64(f.Events()))
+		return nil
+	}
+	// start begins a flush; dead letters go out first, before the offsets that cover them
+	// (at least once).
+	start := func(fctx context.Context) error {
 		if len(dead) > 0 {
 			if err := c.dlq.WriteMessages(fctx, dead...); err != nil {
 				return fmt.Errorf("consumers: write dead letters: %w", err)
 			}
 			dead = dead[:0]
 		}
-		n := c.upd.Unflushed()
-		t0 := time.Now()
-		if err := c.upd.Flush(fctx); err != nil {
-			return err
+		inflight, inflightStart = c.upd.StartFlush(), time.Now()
+		if inflight == nil {
+			return nil
 		}
-		c.metrics.FlushSeconds.Observe(time.Since(t0).Seconds())
-		c.committed.Add(int64(n))
+		// The commit outlives a cancelled run: a shutdown waits for it rather than abandon it.
+		go func(f *updater.PendingFlush) {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(fctx), c.opts.FlushTimeout)
+			defer cancel()
+			flushed <- f.Commit(cctx)
+		}(inflight)
 		return nil
 	}
 	finalFlush := func() error {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.FlushTimeout)
 		defer cancel()
-		return flush(fctx)
+		if inflight != nil {
+			if err := finish(<-flushed); err != nil {
+				return err
+			}
+		}
+		if err := start(fctx); err != nil || inflight == nil {
+			return err
+		}
+		return finish(<-flushed)
 	}
 	for {
 		batch = batch[:0]
@@ -319,6 +344,10 @@ func (c *Consumer) process(ctx, gctx context.Context, in <-chan record) error {
 			return finalFlush()
 		case <-ctx.Done():
 			return finalFlush()
+		case err := <-flushed:
+			if err := finish(err); err != nil {
+				return err
+			}
 		case <-tick.C:
 		case r := <-in:
 			batch = append(batch, r)
@@ -357,11 +386,8 @@ func (c *Consumer) process(ctx, gctx context.Context, in <-chan record) error {
 				}
 			}
 		}
-		if c.upd.FlushDue(time.Now()) {
-			if err := flush(gctx); err != nil {
-				if gctx.Err() != nil {
-					return finalFlush()
-				}
+		if inflight == nil && c.upd.FlushDue(time.Now()) {
+			if err := start(ctx); err != nil {
 				return err
 			}
 		}

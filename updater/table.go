@@ -81,11 +81,23 @@ func (t *table) delta(i int32) []float64 {
 	return d
 }
 
-// rebase sets row i (data and base) to v, the value the store holds after a merge.
+// rebase sets row i (data and base) to v.
 func (t *table) rebase(i int32, v []float32) {
-	copy(t.at(i), v)
 	off := int(i) * t.width
+	copy(t.data[off:off+t.width], v)
 	copy(t.base[off:off+t.width], v)
+}
+
+// merge takes in v, the value the store holds for row i after a merge: what differs from
+// base is other writers' deltas, which are added to data too.
+func (t *table) merge(i int32, v []float32) {
+	off := int(i) * t.width
+	for k, x := range v {
+		if o := x - t.base[off+k]; o != 0 {
+			t.data[off+k] += o
+			t.base[off+k] = x
+		}
+	}
 }
 
 // clean marks every single-writer row as stored.
@@ -94,6 +106,23 @@ func (t *table) clean() {
 		t.dirty[i] = false
 	}
 	t.nDirty = 0
+}
+
+// dropClean drops the clean rows of a single-writer table (they are in the store), keeping
+// the dirty ones.
+func (t *table) dropClean() {
+	var ids []string
+	var data []float32
+	for i, id := range t.ids {
+		if t.dirty[i] {
+			ids = append(ids, id)
+			data = append(data, t.at(int32(i))...)
+		}
+	}
+	t.reset()
+	for k, id := range ids {
+		t.markDirty(t.add(id, data[k*t.width:(k+1)*t.width]))
+	}
 }
 
 // reset drops every row.

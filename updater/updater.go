@@ -53,13 +53,13 @@ type Options struct {
 }
 
 // DefaultOptions returns the defaults: weights view 1, click 2, purchase 4, rating 1; every
-// rating counts as a positive; flush every 5,000 events or 200 ms.
+// rating counts as a positive; flush every 20,000 events or 250 ms.
 func DefaultOptions() Options {
 	return Options{
 		Seed:           1,
 		Weights:        map[events.Type]float32{events.View: 1, events.Click: 2, events.Purchase: 4, events.Rating: 1},
-		FlushEvents:    5000,
-		FlushInterval:  200 * time.Millisecond,
+		FlushEvents:    20_000,
+		FlushInterval:  250 * time.Millisecond,
 		MaxCachedUsers: 1_000_000,
 	}
 }
@@ -448,26 +448,62 @@ func (u *Updater) FlushDue(now time.Time) bool {
 func (u *Updater) Unflushed() int { return u.unflushed }
 
 // Flush writes every change since the last flush and the offsets it covers in one
-// transaction. On featurestore.ErrFenced another updater owns one of the partitions: the
-// caller must Load again before applying more events. On any error nothing was written and
-// the cached state is unchanged, so Flush may be retried.
+// transaction, and waits for it: StartFlush, Commit and FinishFlush in a row.
 func (u *Updater) Flush(ctx context.Context) error {
+	f := u.StartFlush()
+	if f == nil {
+		return nil
+	}
+	return u.FinishFlush(f, f.Commit(ctx))
+}
+
+// PendingFlush is a transaction built by StartFlush. Its Commit may run on another goroutine
+// while the Updater goes on applying events; at most one may be in flight.
+type PendingFlush struct {
+	tx     featurestore.Tx
+	order  []mergedRow
+	events int
+	rows   [][]float32
+}
+
+type mergedRow struct {
+	t *table
+	i int32
+}
+
+// Events is the number of events (applied or skipped) whose effects the flush commits.
+func (f *PendingFlush) Events() int { return f.events }
+
+// Commit sends the transaction. It touches nothing of the Updater.
+func (f *PendingFlush) Commit(ctx context.Context) error {
+	rows, err := f.tx.Commit(ctx)
+	if err != nil {
+		return fmt.Errorf("updater: flush: %w", err)
+	}
+	if len(rows) != len(f.order) {
+		return fmt.Errorf("updater: flush: store returned %d merged rows, want %d", len(rows), len(f.order))
+	}
+	f.rows = rows
+	return nil
+}
+
+// StartFlush builds the transaction of every change since the last flush and the offsets it
+// covers, and returns it (nil when there is nothing to flush). From here on the Updater
+// assumes that it lands: shared rows are rebased on the values they will have, so that
+// events applied meanwhile count towards the next flush only.
+func (u *Updater) StartFlush() *PendingFlush {
 	if u.unflushed == 0 {
 		return nil
 	}
-	tx := u.store.Begin()
-	type merged struct {
-		t *table
-		i int32
-	}
-	var order []merged
+	f := &PendingFlush{tx: u.store.Begin(), events: u.unflushed}
 	for _, st := range u.models {
 		if st.users.nDirty > 0 {
 			for i, d := range st.users.dirty {
 				if d {
-					tx.SetVector(st.users.name, st.users.ids[i], st.users.at(int32(i)))
+					f.tx.SetVector(st.users.name, st.users.ids[i], st.users.at(int32(i)))
 				}
 			}
+			st.users.clean()
 		}
 		for _, t := range []*table{st.items, st.global} {
 			if t == nil {
@@ -475,51 +511,55 @@ func (u *Updater) Flush(ctx context.Context) error {
 			}
 			for i := range t.ids {
 				if d := t.delta(int32(i)); d != nil {
-					tx.AddVector(t.name, t.ids[i], d)
-					order = append(order, merged{t, int32(i)})
+					f.tx.AddVector(t.name, t.ids[i], d)
+					f.order = append(f.order, mergedRow{t, int32(i)})
+					t.rebase(int32(i), t.at(int32(i)))
 				}
 			}
 		}
 	}
 	for _, id := range u.catalog[len(u.catalog)-u.catalogNew:] {
-		tx.AppendCatalog(CatalogItems, id)
+		f.tx.AppendCatalog(CatalogItems, id)
 	}
 	for id, v := range u.embeddings {
-		tx.SetVector(TableEmbeddings, id, v)
+		f.tx.SetVector(TableEmbeddings, id, v)
 	}
 	for id, n := range u.itemCounts {
-		tx.IncrCounter(CounterItemEvents, id, n)
+		f.tx.IncrCounter(CounterItemEvents, id, n)
 	}
 	for k, p := range u.parts {
 		if p.applied == 0 {
 			continue
 		}
-		tx.IncrCounter(counterApplied+k.topic, fmt.Sprint(k.partition), p.applied)
-		tx.SetOffset(k.topic, k.partition, p.stored, p.next)
-	}
-	rows, err := tx.Commit(ctx)
-	if err != nil {
-		return fmt.Errorf("updater: flush: %w", err)
-	}
-	if len(rows) != len(order) {
-		return fmt.Errorf("updater: flush: store returned %d merged rows, want %d", len(rows), len(order))
-	}
-	for k, m := range order {
-		m.t.rebase(m.i, rows[k])
-	}
-	for _, st := range u.models {
-		st.users.clean()
-		if len(st.users.ids) > u.opts.MaxCachedUsers {
-			st.users.reset()
-		}
+		f.tx.IncrCounter(counterApplied+k.topic, fmt.Sprint(k.partition), p.applied)
+		f.tx.SetOffset(k.topic, k.partition, p.stored, p.next)
+		p.stored, p.applied = p.next, 0
 	}
 	u.catalogNew = 0
 	clear(u.embeddings)
 	clear(u.itemCounts)
-	for _, p := range u.parts {
-		p.stored, p.applied = p.next, 0
-	}
 	u.unflushed = 0
+	return f
+}
+
+// FinishFlush completes f on the Updater's goroutine; err is what f.Commit returned. After
+// a success, other updaters' deltas that the merge brought are added to the shared rows (a
+// single writer's merge returns exactly the assumed values, so nothing changes then). After
+// an error the cached state is ahead of the store: the caller must Load before applying
+// more events. A later flush could not land anyway: its offsets' prev values would not
+// match the store (ErrFenced).
+func (u *Updater) FinishFlush(f *PendingFlush, err error) error {
+	if err != nil {
+		return err
+	}
+	for k, m := range f.order {
+		m.t.merge(m.i, f.rows[k])
+	}
+	for _, st := range u.models {
+		if len(st.users.ids) > u.opts.MaxCachedUsers {
+			st.users.dropClean()
+		}
+	}
 	return nil
 }
 

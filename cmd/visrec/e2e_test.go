@@ -19,12 +19,10 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/segmentio/kafka-go"
 
-	"github.com/visrec/visrec/consumers"
-	"github.com/visrec/visrec/events"
 	"github.com/visrec/visrec/featurestore"
 	"github.com/visrec/visrec/internal/testenv"
+	"github.com/visrec/visrec/producers"
 	"github.com/visrec/visrec/updater"
 )
 
@@ -60,39 +58,45 @@ func newE2E(t *testing.T, partitions int) *e2e {
 	e.events, e.items, e.dead = run+".events", run+".items", run+".dead"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := consumers.EnsureTopics(ctx, nil, e.brokers[0], partitions, 1, e.events, e.items, e.dead); err != nil {
-		t.Fatal(err)
+	for _, topic := range []string{e.events, e.items, e.dead} {
+		if err := producers.EnsureTopic(ctx, e.brokers, topic, partitions); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return e
 }
 
-// produce writes n synthetic interactions keyed by user and returns each item's count.
-func (e *e2e) produce(n int, seed uint64) map[string]int64 {
-	e.t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(e.brokers...), Topic: e.events, Balancer: &kafka.Murmur2Balancer{},
-		BatchSize: 5000, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
-	defer w.Close()
-	rng := rand.New(rand.NewPCG(seed, 7))
-	zipf := rand.NewZipf(rng, 1.1, 4, 2999)
+// synthetic is the test stream: seeded, with power-law popularity and new items arriving.
+func synthetic(t *testing.T, n int64, seed uint64) *producers.Synthetic {
+	cfg := producers.DefaultSyntheticConfig()
+	cfg.Users, cfg.Items, cfg.Events, cfg.Seed = 4000, 3000, n, seed
+	g, err := producers.NewSynthetic(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// produce replays the test stream into the events topic, at rate events/s (0: at once).
+func (e *e2e) produce(n int64, seed uint64, rate float64) error {
+	sink := producers.NewKafkaSink(e.brokers, e.events, 2000)
+	defer sink.Close()
+	opts := producers.DefaultReplayOptions()
+	opts.Rate = rate
+	r, err := producers.NewReplayer(sink, opts)
+	if err != nil {
+		return err
+	}
+	_, err = r.Run(context.Background(), synthetic(e.t, n, seed))
+	return err
+}
+
+// itemCounts counts each item's interactions in the test stream.
+func itemCounts(t *testing.T, n int64, seed uint64) map[string]int64 {
 	counts := make(map[string]int64)
-	types := []events.Type{events.View, events.View, events.View, events.Click, events.Click, events.Purchase}
-	batch := make([]kafka.Message, 0, 5000)
-	ts := int64(1_700_000_000_000)
-	for i := 0; i < n; i++ {
-		ev := events.Interaction{
-			Type: types[rng.IntN(len(types))],
-			User: "u" + strconv.Itoa(rng.IntN(4000)),
-			Item: "i" + strconv.FormatUint(zipf.Uint64(), 10),
-			ID:   strconv.Itoa(i), Timestamp: ts + int64(i),
-		}
+	g := synthetic(t, n, seed)
+	for ev, ok := g.Next(); ok; ev, ok = g.Next() {
 		counts[ev.Item]++
-		batch = append(batch, kafka.Message{Key: []byte(ev.User), Value: ev.AppendJSON(nil)})
-		if len(batch) == cap(batch) || i == n-1 {
-			if err := w.WriteMessages(context.Background(), batch...); err != nil {
-				e.t.Fatal(err)
-			}
-			batch = batch[:0]
-		}
 	}
 	return counts
 }
@@ -108,7 +112,7 @@ func (e *e2e) start(ns, group string, extra ...string) *proc {
 	e.t.Helper()
 	args := append([]string{"update", "--brokers", e.brokers[0], "--redis", e.redisAddr, "--namespace", ns,
 		"--group", group, "--events-topic", e.events, "--items-topic", e.items, "--deadletter-topic", e.dead,
-		"--session-timeout", "6s", "--models", "bpr,mf-implicit"}, extra...)
+		"--session-timeout", "2s", "--models", "bpr,mf-implicit"}, extra...)
 	p := &proc{cmd: exec.Command(visrecBin, args...), stderr: new(bytes.Buffer), done: make(chan error, 1)}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -227,54 +231,57 @@ func maxDiff(t *testing.T, table string, a, b map[string][]float32) float64 {
 	return worst
 }
 
-// TestKillRestartEffectivelyOnce replays 200,000 events, SIGKILLs the updater at random
+// TestKillRestartEffectivelyOnce streams 200,000 events live, SIGKILLs the updater at random
 // moments while it works, restarts it each time, and requires the final parameters to equal
-// those of an uninterrupted run (which also flushes on another cadence) within 1e-5.
+// those of an uninterrupted run over the same log (which also flushes on another cadence)
+// within 1e-5.
 func TestKillRestartEffectivelyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long end-to-end test")
 	}
 	const n, kills = 200_000, 5
 	e := newE2E(t, 1)
-	e.produce(n, 42)
-
-	ref := testenv.Unique("ref")
-	refStore := e.store(ref)
-	t0 := time.Now()
-	p := e.start(ref, ref, "--flush-events", "5000")
-	e.waitApplied(refStore, 1, n, p)
-	p.kill(t, syscall.SIGTERM)
-	t.Logf("uninterrupted run: %d events in %v, start-up included", n, time.Since(t0).Round(time.Millisecond))
+	// The stream arrives live, at 4,000 events/s, while the updater is killed and restarted.
+	produced := make(chan error, 1)
+	go func() { produced <- e.produce(n, 42, 4000) }()
 
 	ns := testenv.Unique("kill")
 	store := e.store(ns)
-	// Kill moments spread over the stream: at seeded random applied counts, each plus a
-	// random 0-100 ms, so that kills land in fetching, stepping and flushing alike.
 	rng := rand.New(rand.NewPCG(7, 7))
-	targets := make([]int64, kills)
-	for k := range targets {
-		targets[k] = int64(k)*n/kills + rng.Int64N(n/kills/2)
-	}
-	for k, target := range targets {
+	for k := 0; k < kills; k++ {
+		before := e.applied(store, 1)
 		p := e.start(ns, ns, "--flush-events", "1500")
-		for e.applied(store, 1) < target {
+		// Kill it while it works: once it has committed something, a random 0.1-2 s later.
+		for e.applied(store, 1) == before {
 			select {
 			case err := <-p.done:
 				t.Fatalf("visrec update exited (%v):\n%s", err, p.stderr)
 			case <-time.After(2 * time.Millisecond):
 			}
 		}
-		time.Sleep(time.Duration(rng.IntN(100)) * time.Millisecond)
+		time.Sleep(100*time.Millisecond + time.Duration(rng.IntN(1900))*time.Millisecond)
 		p.kill(t, syscall.SIGKILL)
 		got := e.applied(store, 1)
 		if got >= n {
-			t.Fatalf("run finished before kill %d; the test needs a longer log", k+1)
+			t.Fatalf("the stream was consumed before kill %d; the test needs a longer or slower stream", k+1)
 		}
 		t.Logf("SIGKILL %d at %d applied events", k+1, got)
 	}
-	p = e.start(ns, ns, "--flush-events", "1500")
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	p := e.start(ns, ns, "--flush-events", "1500")
 	e.waitApplied(store, 1, n, p)
 	p.kill(t, syscall.SIGTERM)
+
+	// The uninterrupted run over the same log, with another flush cadence.
+	ref := testenv.Unique("ref")
+	refStore := e.store(ref)
+	t0 := time.Now()
+	p = e.start(ref, ref, "--flush-events", "5000")
+	e.waitApplied(refStore, 1, n, p)
+	p.kill(t, syscall.SIGTERM)
+	t.Logf("uninterrupted run: %d events in %v, start-up included", n, time.Since(t0).Round(time.Millisecond))
 
 	if got := e.applied(store, 1); got != n {
 		t.Fatalf("applied %d events, produced %d", got, n)
@@ -304,7 +311,10 @@ func TestTwoUpdatersOneGroup(t *testing.T) {
 	}
 	const n, parts = 200_000, 4
 	e := newE2E(t, parts)
-	counts := e.produce(n, 43)
+	if err := e.produce(n, 43, 0); err != nil {
+		t.Fatal(err)
+	}
+	counts := itemCounts(t, n, 43)
 	ns := testenv.Unique("pair")
 	store := e.store(ns)
 

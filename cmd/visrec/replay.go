@@ -110,12 +110,12 @@ func runReplay(ctx context.Context, log *zap.Logger, args []string) error {
 	sink := producers.NewKafkaSink(brokers, f.topic, f.batch)
 	defer sink.Close()
 	rp, err := producers.NewReplayer(sink, producers.ReplayOptions{
-		Encoding: enc, Rate: f.rate, Warp: f.warp, BatchSize: f.batch, Progress: progress, Log: log,
+		Encoding: enc, Rate: f.rate, Warp: f.warp, BatchSize: f.batch, Progress: progress,
+		Log: log.With(zap.Strings("brokers", brokers), zap.String("topic", f.topic)),
 	})
 	if err != nil {
 		return err
 	}
-	log.Info("replaying", zap.Strings("brokers", brokers), zap.String("topic", f.topic))
 	sum, err := rp.Run(ctx, src)
 	fmt.Fprintf(os.Stderr, "replayed %s\n", sum)
 	if ls, ok := src.(*producers.LogStream); ok {
@@ -123,7 +123,7 @@ func runReplay(ctx context.Context, log *zap.Logger, args []string) error {
 			fmt.Fprintf(os.Stderr, "  skipped %v\n", bad)
 		}
 	}
-	if err != nil && !errors.Is(err, context.Canceled) {
+	if errors.Is(err, producers.ErrSink) {
 		return fmt.Errorf("%w (is Kafka running at %s and does topic %s exist? --partitions N creates it)", err, f.brokers, f.topic)
 	}
 	return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/visrec/visrec/consumers"
 	"github.com/visrec/visrec/events"
+	"github.com/visrec/visrec/producers"
 	"github.com/visrec/visrec/updater"
 )
 
@@ -64,8 +65,10 @@ func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
 	copts.Group, copts.EventsTopic, copts.ItemsTopic, copts.DeadLetterTopic = *group, *eventsTopic, *itemsTopic, *dlqTopic
 	copts.EmbeddingDim = *dim
 	copts.SessionTimeout = *session
-	if err := consumers.EnsureTopics(ctx, nil, copts.Brokers[0], *partitions, 1, *eventsTopic, *itemsTopic, *dlqTopic); err != nil {
-		return err
+	for _, t := range []string{*eventsTopic, *itemsTopic, *dlqTopic} {
+		if err := producers.EnsureTopic(ctx, copts.Brokers, t, *partitions); err != nil {
+			return err
+		}
 	}
 	reg := prometheus.NewRegistry()
 	serveMetrics(ctx, log, *metricsAddr, reg)
