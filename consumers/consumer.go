@@ -43,6 +43,9 @@ type Options struct {
 	DeadLetterTopic string
 	// EmbeddingDim is the expected embedding length of item events; 0 accepts any.
 	EmbeddingDim int
+	// MaxMessageBytes: longer messages are dead-lettered as oversize (at most
+	// events.MaxMessageBytes).
+	MaxMessageBytes int
 	// BatchSize is the most messages applied between two flush checks.
 	BatchSize int
 	// FlushTimeout bounds the final flush when a generation ends.
@@ -63,6 +66,7 @@ func DefaultOptions(brokers ...string) Options {
 		EventsTopic:       events.TopicEvents,
 		ItemsTopic:        events.TopicItems,
 		DeadLetterTopic:   events.TopicDeadLetter,
+		MaxMessageBytes:   events.MaxMessageBytes,
 		BatchSize:         1024,
 		FlushTimeout:      30 * time.Second,
 		SessionTimeout:    10 * time.Second,
@@ -77,6 +81,8 @@ type Consumer struct {
 	log     *zap.Logger
 	metrics *Metrics
 	dlq     *kafka.Writer
+
+	dlqTransport *kafka.Transport
 
 	committed atomic.Int64 // messages whose offsets are in the store, this process
 }
@@ -96,15 +102,19 @@ func New(opts Options, upd *updater.Updater, log *zap.Logger, metrics *Metrics) 
 		metrics = NewMetrics(nil)
 	}
 	c := &Consumer{opts: opts, upd: upd, log: log, metrics: metrics}
+	// A transport of its own: closing the writer leaves a shared transport's connections
+	// (and their goroutines) open.
+	c.dlqTransport = &kafka.Transport{ClientID: "visrec-deadletter"}
+	if opts.Dialer != nil {
+		c.dlqTransport.Dial, c.dlqTransport.TLS, c.dlqTransport.SASL = opts.Dialer.DialFunc, opts.Dialer.TLS, opts.Dialer.SASLMechanism
+	}
 	c.dlq = &kafka.Writer{
 		Addr:         kafka.TCP(opts.Brokers...),
 		Topic:        opts.DeadLetterTopic,
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: time.Millisecond,
-	}
-	if opts.Dialer != nil {
-		c.dlq.Transport = &kafka.Transport{Dial: opts.Dialer.DialFunc, TLS: opts.Dialer.TLS, SASL: opts.Dialer.SASLMechanism}
+		Transport:    c.dlqTransport,
 	}
 	return c, nil
 }
@@ -124,6 +134,7 @@ func (c *Consumer) topics() []string {
 // failure that a restart must handle (the store or Kafka unreachable): what was flushed is
 // safe, and a restarted consumer resumes from it.
 func (c *Consumer) Run(ctx context.Context) error {
+	defer c.dlqTransport.CloseIdleConnections()
 	defer c.dlq.Close()
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                c.opts.Group,
@@ -239,6 +250,11 @@ func (c *Consumer) fetch(gctx context.Context, topic string, partition int, star
 
 func (c *Consumer) decode(m kafka.Message) record {
 	rec := record{pos: updater.Position{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}}
+	if max := c.opts.MaxMessageBytes; max > 0 && len(m.Value) > max {
+		rec.err = &events.DecodeError{Reason: events.ReasonOversize, Detail: fmt.Sprintf("%d bytes, limit %d", len(m.Value), max)}
+		rec.msg = m
+		return rec
+	}
 	if m.Topic == c.opts.ItemsTopic {
 		it, err := events.DecodeItem(m.Value, c.opts.EmbeddingDim)
 		switch {
