@@ -39,7 +39,9 @@ func kafkaBrokers(t *testing.T) []string {
 // TestReplayKafka replays 10,000 synthetic events into a fresh topic of 4 partitions on a
 // real broker and reads them back.
 func TestReplayKafka(t *testing.T) {
-	replayRoundTrip(t, kafkaBrokers(t))
+	brokers := kafkaBrokers(t)
+	topic := replayRoundTrip(t, brokers)
+	deleteTopics(t, brokers, topic)
 }
 
 // TestReplayKafkaInProcess runs the same round trip against kfake, the in-process broker
@@ -53,7 +55,8 @@ func TestReplayKafkaInProcess(t *testing.T) {
 	replayRoundTrip(t, c.ListenAddrs())
 }
 
-func replayRoundTrip(t *testing.T, brokers []string) {
+// replayRoundTrip replays into a fresh topic, reads it back and returns the topic's name.
+func replayRoundTrip(t *testing.T, brokers []string) string {
 	const (
 		n          = 10_000
 		partitions = 4
@@ -129,6 +132,7 @@ func replayRoundTrip(t *testing.T, brokers []string) {
 			}
 		}
 	}
+	return topic
 }
 
 // readPartition reads every message of one partition with a kafka-go Reader.
@@ -159,4 +163,22 @@ func readPartition(ctx context.Context, t *testing.T, brokers []string, topic st
 		out = append(out, m)
 	}
 	return out
+}
+
+// deleteTopics removes test topics; a failure is only logged.
+func deleteTopics(t *testing.T, brokers []string, topics ...string) {
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr, Timeout: 10 * time.Second}
+	resp, err := c.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: topics})
+	if err == nil {
+		for tp, e := range resp.Errors {
+			if e != nil {
+				err = fmt.Errorf("%s: %w", tp, e)
+			}
+		}
+	}
+	if err != nil {
+		t.Logf("delete test topics: %v", err)
+	}
 }

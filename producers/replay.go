@@ -21,7 +21,7 @@ var ErrSink = errors.New("sink write failed")
 
 // DefaultBatchSize is the number of messages per Sink.Write when ReplayOptions.BatchSize
 // is 0.
-const DefaultBatchSize = 2000
+const DefaultBatchSize = 5000
 
 // ReplayOptions configures a Replayer. The zero value replays as fast as possible in JSON
 // with batches of DefaultBatchSize, no progress bar and no logging.
