@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Binary encodings start with a magic byte that JSON never starts with.
@@ -126,6 +127,9 @@ func decodeItemJSON(b []byte) (Item, error) {
 	case w.Dim == nil:
 		return Item{}, invalid(ReasonMissing, "dim")
 	}
+	if len(w.Embedding) > MaxEmbeddingDim {
+		return Item{}, invalid(ReasonOversize, "dim %d, limit %d", len(w.Embedding), MaxEmbeddingDim)
+	}
 	if *w.Dim != len(w.Embedding) {
 		return Item{}, invalid(ReasonDimension, "dim=%d but embedding has %d values", *w.Dim, len(w.Embedding))
 	}
@@ -140,9 +144,15 @@ func decodeItemJSON(b []byte) (Item, error) {
 }
 
 func checkMeta(m map[string]string) error {
+	if len(m) > MaxMetadataBytes/2 { // the binary decoder's limit on pairs
+		return invalid(ReasonOversize, "%d metadata pairs", len(m))
+	}
 	n := 0
 	for k, v := range m {
 		n += len(k) + len(v)
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return invalid(ReasonMalformed, "metadata %q is not valid UTF-8", k)
+		}
 	}
 	if n > MaxMetadataBytes {
 		return invalid(ReasonOversize, "metadata of %d bytes, limit %d", n, MaxMetadataBytes)
@@ -155,7 +165,9 @@ func strictUnmarshal(b []byte, v any) error {
 	if err := d.Decode(v); err != nil {
 		return invalid(ReasonMalformed, "%v", err)
 	}
-	if d.More() {
+	// Only JSON whitespace may follow. (Decoder.More is not enough: it reports false for a
+	// trailing ']' or '}'.)
+	if len(bytes.TrimLeft(b[d.InputOffset():], " \t\r\n")) != 0 {
 		return invalid(ReasonMalformed, "trailing data after the JSON object")
 	}
 	return nil
@@ -164,15 +176,15 @@ func strictUnmarshal(b []byte, v any) error {
 // AppendJSON appends e's JSON encoding (one line, no newline) to dst.
 func (e *Interaction) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"v":1,"type":`...)
-	dst = strconv.AppendQuote(dst, e.Type.String())
+	dst = appendJSONString(dst, e.Type.String())
 	if e.ID != "" {
 		dst = append(dst, `,"id":`...)
-		dst = strconv.AppendQuote(dst, e.ID)
+		dst = appendJSONString(dst, e.ID)
 	}
 	dst = append(dst, `,"user":`...)
-	dst = strconv.AppendQuote(dst, e.User)
+	dst = appendJSONString(dst, e.User)
 	dst = append(dst, `,"item":`...)
-	dst = strconv.AppendQuote(dst, e.Item)
+	dst = appendJSONString(dst, e.Item)
 	dst = append(dst, `,"ts":`...)
 	dst = strconv.AppendInt(dst, e.Timestamp, 10)
 	if e.HasValue {
@@ -180,6 +192,37 @@ func (e *Interaction) AppendJSON(dst []byte) []byte {
 		dst = strconv.AppendFloat(dst, float64(e.Value), 'g', -1, 32)
 	}
 	return append(dst, '}')
+}
+
+// appendJSONString appends s as a JSON string. (strconv.AppendQuote writes Go escapes such as
+// \x01 and \U000e0001, which are not JSON.) Invalid UTF-8 is written as U+FFFD, as
+// encoding/json does; validated events hold none.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c < 0x20:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			dst = append(dst, `\ufffd`...)
+		} else {
+			dst = append(dst, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(dst, '"')
 }
 
 // AppendJSON appends it's JSON encoding (one line, no newline) to dst.
@@ -298,7 +341,9 @@ func decodeInteractionBinary(b []byte) (Interaction, error) {
 		Type:      Type(h[2]),
 		HasValue:  h[3]&1 != 0,
 		Timestamp: int64(binary.LittleEndian.Uint64(ts)),
-		Value:     math.Float32frombits(binary.LittleEndian.Uint32(val)),
+	}
+	if e.HasValue { // without the flag the value field is ignored (it may hold any bits)
+		e.Value = math.Float32frombits(binary.LittleEndian.Uint32(val))
 	}
 	e.User = r.string("user", MaxIDBytes)
 	e.Item = r.string("item", MaxIDBytes)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"unicode/utf8"
 )
 
 // Version is the schema version written by encoders and accepted by decoders.
@@ -133,6 +134,9 @@ func (e *Interaction) Validate() error {
 	if len(e.ID) > MaxIDBytes {
 		return invalid(ReasonBadID, "event id longer than %d bytes", MaxIDBytes)
 	}
+	if !utf8.ValidString(e.ID) {
+		return invalid(ReasonBadID, "event id is not valid UTF-8")
+	}
 	if e.Timestamp <= 0 {
 		return invalid(ReasonMissing, "timestamp must be positive Unix milliseconds")
 	}
@@ -156,6 +160,9 @@ func (it *Item) Validate(dim int) error {
 	}
 	if it.Model == "" {
 		return invalid(ReasonMissing, "embedding model name")
+	}
+	if len(it.Model) > MaxIDBytes || !utf8.ValidString(it.Model) {
+		return invalid(ReasonBadID, "embedding model name longer than %d bytes or not UTF-8", MaxIDBytes)
 	}
 	if len(it.Embedding) == 0 {
 		return invalid(ReasonMissing, "embedding")
@@ -182,6 +189,9 @@ func checkID(field, id string) error {
 		if id[i] < 0x20 || id[i] == 0x7f {
 			return invalid(ReasonBadID, "%s id contains control byte 0x%02x", field, id[i])
 		}
+	}
+	if !utf8.ValidString(id) {
+		return invalid(ReasonBadID, "%s id is not valid UTF-8", field)
 	}
 	return nil
 }
