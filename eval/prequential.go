@@ -8,31 +8,34 @@ import (
 	"github.com/visrec/visrec/updater"
 )
 
+// Popularity is the name of the baseline ranker that Prequential always evaluates beside
+// the models: items ranked by how many interactions the stream has shown so far.
+const Popularity = "popularity"
+
 // Prequential is test-then-train evaluation over a stream: before the updater learns from a
-// positive interaction (u, i) with an item u has not interacted with before, it ranks every
-// catalog item for u, excluding the items u has seen, and records whether i is in the top K.
-// An item not yet in the catalog cannot be recommended and counts as a miss.
+// positive interaction (u, i) with an item u has not interacted with before, each ranker
+// ranks every catalog item for u, excluding the items u has seen, and records whether i is
+// in its top K. An item not yet in the catalog cannot be recommended and counts as a miss.
 //
-// It is an updater.Observer, so it measures the production update code. It is deterministic
-// for a given stream.
+// It is an updater.Observer, so it measures the production update code. It is
+// deterministic for a given stream. It is not safe for concurrent use.
 type Prequential struct {
-	Model string // the model to rank with
-	K     int    // cut-off
-	// Every evaluates one in Every eligible events (1: all), to bound the cost of ranking
-	// the whole catalog.
-	Every int
-	// Window is the number of evaluations per point of the moving-window curve.
-	Window int
+	rankers []string // updater models, then Popularity
+	k       int
+	every   int
+	window  int
 	// MinPositiveRating: rating events below it are not positives (0: all are).
 	MinPositiveRating float32
 
 	seen     map[string]map[string]struct{}
+	pop      map[string]float32
 	eligible int64
 	scores   []float32
+	popRow   []float32
 
-	total Stats
-	cur   Stats
-	curve []Stats
+	total []Stats
+	cur   []Stats
+	curve [][]Stats
 }
 
 // Stats is an accumulated Recall@K and NDCG@K. With one held-out item per evaluation,
@@ -59,20 +62,27 @@ func (s Stats) NDCG() float64 {
 	return s.NDCGSum / float64(s.N)
 }
 
-// NewPrequential returns an evaluator of model at cut-off k that evaluates one in every
-// eligible events and records a curve point every window evaluations.
-func NewPrequential(model string, k, every, window int) *Prequential {
-	if every < 1 {
-		every = 1
+// NewPrequential returns an evaluator of the updater's models (and the popularity
+// baseline) at cut-off k that evaluates one in every eligible events and records a curve
+// point every window evaluations.
+func NewPrequential(models []string, k, every, window int) *Prequential {
+	every, window = max(every, 1), max(window, 1)
+	rankers := append(append([]string(nil), models...), Popularity)
+	return &Prequential{
+		rankers: rankers, k: k, every: every, window: window,
+		seen:  make(map[string]map[string]struct{}),
+		pop:   make(map[string]float32),
+		total: make([]Stats, len(rankers)),
+		cur:   make([]Stats, len(rankers)),
 	}
-	if window < 1 {
-		window = 1000
-	}
-	return &Prequential{Model: model, K: k, Every: every, Window: window, seen: make(map[string]map[string]struct{})}
 }
+
+// Rankers returns the names of what is evaluated, in the order of Total and Curve.
+func (p *Prequential) Rankers() []string { return p.rankers }
 
 // Observe implements updater.Observer.
 func (p *Prequential) Observe(u *updater.Updater, e *events.Interaction) {
+	defer func() { p.pop[e.Item]++ }()
 	if e.Type == events.Rating && e.Value < p.MinPositiveRating {
 		return
 	}
@@ -86,33 +96,50 @@ func (p *Prequential) Observe(u *updater.Updater, e *events.Interaction) {
 	}
 	defer func() { seen[e.Item] = struct{}{} }()
 	p.eligible++
-	if (p.eligible-1)%int64(p.Every) != 0 {
+	if (p.eligible-1)%int64(p.every) != 0 {
 		return
 	}
-	rank, ok := p.rank(u, e.User, e.Item, seen)
-	p.record(ok && rank < p.K, rank)
+	target, known := u.ItemIndex(e.Item)
+	for r, name := range p.rankers {
+		rank, ok := 0, false
+		if known {
+			rank, ok = p.rank(u, name, e.User, target, seen)
+		}
+		p.record(r, ok && rank < p.k, rank)
+	}
+	if n := p.total[0].N; n%int64(p.window) == 0 {
+		p.curve = append(p.curve, append([]Stats(nil), p.cur...))
+		clear(p.cur)
+	}
 }
 
-// rank returns the 0-based rank of item among the user's unseen catalog items.
-func (p *Prequential) rank(u *updater.Updater, user, item string, seen map[string]struct{}) (int, bool) {
-	target, ok := u.ItemIndex(item)
-	if !ok {
-		return 0, false
-	}
-	scores, ok, err := u.ScoreAll(p.Model, user, p.scores)
-	p.scores = scores
-	if err != nil || !ok {
-		return 0, false
+// rank returns the 0-based rank of the target item among the user's unseen catalog items,
+// or any rank ≥ K when it is a miss.
+func (p *Prequential) rank(u *updater.Updater, ranker, user string, target int32, seen map[string]struct{}) (int, bool) {
+	cat := u.Catalog()
+	var scores []float32
+	if ranker == Popularity {
+		p.popRow = p.popRow[:0]
+		for _, id := range cat {
+			p.popRow = append(p.popRow, p.pop[id])
+		}
+		scores = p.popRow
+	} else {
+		s, ok, err := u.ScoreAll(ranker, user, p.scores)
+		p.scores = s
+		if err != nil || !ok {
+			return 0, false
+		}
+		scores = s
 	}
 	st := scores[target]
-	cat := u.Catalog()
 	rank := 0
 	for j, s := range scores {
 		if s > st {
 			if _, skip := seen[cat[j]]; !skip {
 				rank++
-				if rank >= p.K {
-					return rank, true // a miss; the exact rank is not needed
+				if rank >= p.k {
+					return rank, true
 				}
 			}
 		}
@@ -120,22 +147,19 @@ func (p *Prequential) rank(u *updater.Updater, user, item string, seen map[strin
 	return rank, true
 }
 
-func (p *Prequential) record(hit bool, rank int) {
-	for _, s := range []*Stats{&p.total, &p.cur} {
+func (p *Prequential) record(r int, hit bool, rank int) {
+	for _, s := range []*Stats{&p.total[r], &p.cur[r]} {
 		s.N++
 		if hit {
 			s.Hits++
 			s.NDCGSum += 1 / math.Log2(float64(rank)+2)
 		}
 	}
-	if p.cur.N >= int64(p.Window) {
-		p.curve = append(p.curve, p.cur)
-		p.cur = Stats{}
-	}
 }
 
-// Total returns the cumulative figures.
-func (p *Prequential) Total() Stats { return p.total }
+// Total returns the cumulative figures of each ranker, in Rankers order.
+func (p *Prequential) Total() []Stats { return append([]Stats(nil), p.total...) }
 
-// Curve returns the moving-window figures, one per Window evaluations.
-func (p *Prequential) Curve() []Stats { return append([]Stats(nil), p.curve...) }
+// Curve returns the moving-window figures: one row per Window evaluations, one column per
+// ranker.
+func (p *Prequential) Curve() [][]Stats { return p.curve }

@@ -85,7 +85,7 @@ func runDemo(ctx context.Context, log *zap.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	preq := eval.NewPrequential(ms[0].Name(), *k, *every, 1000)
+	preq := eval.NewPrequential(upd.Models(), *k, *every, 1000)
 	preq.MinPositiveRating = uopts.MinPositiveRating
 	upd.SetObserver(preq)
 	copts := consumers.DefaultOptions(brokers...)
@@ -140,13 +140,17 @@ func runDemo(ctx context.Context, log *zap.Logger, args []string) error {
 		return err
 	}
 
-	t := preq.Total()
 	fmt.Printf("\n%d events through Kafka (embedded) -> consumer -> %s -> store in %.1fs: %.0f events/s\n",
 		total, mf.names, elapsed.Seconds(), float64(total)/elapsed.Seconds())
-	fmt.Printf("prequential (test-then-train) %s: Recall@%d = %.4f, NDCG@%d = %.4f over %d evaluations (one in %d)\n",
-		ms[0].Name(), *k, t.Recall(), *k, t.NDCG(), t.N, *every)
-	if curve := preq.Curve(); len(curve) > 1 {
-		fmt.Printf("Recall@%d per %d evaluations: first %.4f, last %.4f\n", *k, 1000, curve[0].Recall(), curve[len(curve)-1].Recall())
+	fmt.Printf("prequential (test-then-train), one in %d new user-item pairs:\n", *every)
+	curve := preq.Curve()
+	for r, name := range preq.Rankers() {
+		t := preq.Total()[r]
+		fmt.Printf("  %-12s Recall@%d = %.4f  NDCG@%d = %.4f  (%d evaluations", name, *k, t.Recall(), *k, t.NDCG(), t.N)
+		if len(curve) > 1 {
+			fmt.Printf("; per 1000: first %.4f, last %.4f", curve[0][r].Recall(), curve[len(curve)-1][r].Recall())
+		}
+		fmt.Println(")")
 	}
 	return printSample(ctx, upd, ms[0].Name(), *k)
 }

@@ -29,11 +29,14 @@ type modelFlags struct {
 	flushN    int
 	flushT    time.Duration
 	minRating float64
+	lr, reg   float64
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.names, "models", "bpr", "comma-separated online models: bpr, mf (explicit ratings), mf-implicit")
 	fs.IntVar(&m.factors, "factors", 64, "latent factors K")
+	fs.Float64Var(&m.lr, "lr", 0, "learning rate (0: each model's default)")
+	fs.Float64Var(&m.reg, "reg", 0, "L2 regularisation of the factors (0: each model's default)")
 	fs.Uint64Var(&m.seed, "seed", 1, "seed of user initialisation and negative sampling")
 	fs.IntVar(&m.flushN, "flush-events", updater.DefaultOptions().FlushEvents, "flush to the store after this many events")
 	fs.DurationVar(&m.flushT, "flush-interval", updater.DefaultOptions().FlushInterval, "flush to the store at least this often while events arrive")
@@ -47,6 +50,12 @@ func (m *modelFlags) build() ([]models.Online, updater.Options, error) {
 		case "bpr":
 			o := models.DefaultBPROptions()
 			o.Factors = m.factors
+			if m.lr > 0 {
+				o.LearnRate = float32(m.lr)
+			}
+			if m.reg > 0 {
+				o.Reg = float32(m.reg)
+			}
 			if err := o.Validate(); err != nil {
 				return nil, updater.Options{}, err
 			}
@@ -54,6 +63,12 @@ func (m *modelFlags) build() ([]models.Online, updater.Options, error) {
 		case "mf", "mf-implicit":
 			o := models.DefaultMFOptions()
 			o.Factors = m.factors
+			if m.lr > 0 {
+				o.LearnRate = float32(m.lr)
+			}
+			if m.reg > 0 {
+				o.Reg = float32(m.reg)
+			}
 			o.Explicit = strings.TrimSpace(name) == "mf"
 			if err := o.Validate(); err != nil {
 				return nil, updater.Options{}, err
