@@ -50,6 +50,9 @@ type Options struct {
 	MaxCachedUsers int
 	// EmbeddingDim is the expected length of item embeddings; 0 accepts any.
 	EmbeddingDim int
+	// Negatives is the number of sampled negatives, hence steps, per positive event for the
+	// models that need one.
+	Negatives int
 }
 
 // DefaultOptions returns the defaults: weights view 1, click 2, purchase 4, rating 1; every
@@ -61,6 +64,7 @@ func DefaultOptions() Options {
 		FlushEvents:    20_000,
 		FlushInterval:  250 * time.Millisecond,
 		MaxCachedUsers: 1_000_000,
+		Negatives:      1,
 	}
 }
 
@@ -125,6 +129,9 @@ var ErrUnknownModel = errors.New("updater: unknown model")
 func New(store featurestore.Store, opts Options, ms ...models.Online) (*Updater, error) {
 	if len(ms) == 0 {
 		return nil, errors.New("updater: no model")
+	}
+	if opts.Negatives < 1 {
+		return nil, errors.New("updater: Negatives must be at least 1")
 	}
 	if opts.FlushEvents <= 0 || opts.FlushInterval <= 0 {
 		return nil, errors.New("updater: FlushEvents and FlushInterval must be positive")
@@ -354,11 +361,17 @@ func (u *Updater) Apply(ctx context.Context, e *events.Interaction, pos Position
 			if !positive {
 				continue
 			}
-			neg, ok := u.sampleNegative(st.m.Name(), pos, item)
-			if !ok {
-				continue // a catalog of one item has no negative yet
+			u.seed(st.m.Name(), pos.Topic, int64(pos.Partition)<<40^pos.Offset)
+			for n := 0; n < u.opts.Negatives; n++ {
+				neg, ok := u.sampleNegative(item)
+				if !ok {
+					break // a catalog of one item has no negative yet
+				}
+				ex.Neg = st.items.at(neg)
+				st.m.Step(ex)
 			}
-			ex.Neg = st.items.at(neg)
+			st.users.markDirty(ui)
+			continue
 		} else {
 			// A pointwise model without sampled negatives regresses on explicit values.
 			if e.Type != events.Rating {
@@ -377,14 +390,13 @@ func (u *Updater) Apply(ctx context.Context, e *events.Interaction, pos Position
 	return nil
 }
 
-// sampleNegative draws an item other than pos uniformly from the catalog, with the
-// generator seeded by the event's position so that a replay draws the same item.
-func (u *Updater) sampleNegative(model string, pos Position, positive int32) (int32, bool) {
+// sampleNegative draws an item other than positive uniformly from the catalog. The caller
+// seeds the generator from the event's position, so that a replay draws the same items.
+func (u *Updater) sampleNegative(positive int32) (int32, bool) {
 	n := len(u.catalog)
 	if n < 2 {
 		return 0, false
 	}
-	u.seed(model, pos.Topic, int64(pos.Partition)<<40^pos.Offset)
 	for {
 		j := int32(u.rng.IntN(n))
 		if j != positive {
