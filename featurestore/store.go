@@ -56,8 +56,8 @@ type Tx interface {
 
 	// AddVector merges a delta into a shared row: stored[i] = float32(float64(stored[i]) +
 	// delta[i]), a missing row counting as zeros. Deltas in float64 make a single writer's
-	// merge exact: float64(new) - float64(old) of two float32 values is exact, so base+delta
-	// rounds back to new.
+	// merge exact in practice: float64(new) - float64(old) of two float32 values is exact
+	// unless their exponents differ by more than 29 bits, so old+delta rounds back to new.
 	AddVector(table, id string, delta []float64)
 
 	// IncrCounter adds n to a counter.
