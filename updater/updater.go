@@ -116,10 +116,11 @@ type Updater struct {
 	unflushed      int
 	firstUnflushed time.Time
 
-	observer Observer
-	rng      *rand.Rand
-	pcg      *rand.PCG
-	missing  []string
+	observer   Observer
+	rng        *rand.Rand
+	pcg        *rand.PCG
+	missing    []string
+	missingSet map[string]struct{}
 }
 
 // ErrUnknownModel is returned when a model name is not served by the updater.
@@ -145,6 +146,7 @@ func New(store featurestore.Store, opts Options, ms ...models.Online) (*Updater,
 		itemCounts:   make(map[string]int64),
 		embeddings:   make(map[string][]float32),
 		pcg:          rand.NewPCG(0, 0),
+		missingSet:   make(map[string]struct{}),
 	}
 	u.rng = rand.New(u.pcg)
 	for _, m := range ms {
@@ -262,9 +264,11 @@ func (u *Updater) part(pos Position) *partState {
 func (u *Updater) Prefetch(ctx context.Context, batch []events.Interaction) error {
 	for _, st := range u.models {
 		u.missing = u.missing[:0]
+		clear(u.missingSet)
 		for i := range batch {
 			id := batch[i].User
-			if st.users.row(id) == nil && !contains(u.missing, id) {
+			if _, dup := u.missingSet[id]; !dup && st.users.row(id) == nil {
+				u.missingSet[id] = struct{}{}
 				u.missing = append(u.missing, id)
 			}
 		}
@@ -273,16 +277,6 @@ func (u *Updater) Prefetch(ctx context.Context, batch []events.Interaction) erro
 		}
 	}
 	return nil
-}
-
-func contains(ids []string, id string) bool {
-	// Batches are small and misses are rarer still; a linear scan beats a map here.
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
 }
 
 func (u *Updater) fetchUsers(ctx context.Context, st *modelState, ids []string) error {
@@ -317,7 +311,7 @@ func (u *Updater) seed(s string, id string, n int64) {
 	u.pcg.Seed(a, b)
 }
 
-// fnv64 is FNV-1a over s, started from h; stable across processes .
+// fnv64 is FNV-1a over s, started from h; stable across processes.
 func fnv64(s string, h uint64) uint64 {
 	h ^= 14695981039346656037
 	for i := 0; i < len(s); i++ {
