@@ -56,7 +56,8 @@ type Options struct {
 }
 
 // DefaultOptions returns the defaults: weights view 1, click 2, purchase 4, rating 1; every
-// rating counts as a positive; flush every 20,000 events or 250 ms.
+// rating counts as a positive; 4 sampled negatives per positive; flush every 20,000 events
+// or 250 ms.
 func DefaultOptions() Options {
 	return Options{
 		Seed:           1,
@@ -64,7 +65,7 @@ func DefaultOptions() Options {
 		FlushEvents:    20_000,
 		FlushInterval:  250 * time.Millisecond,
 		MaxCachedUsers: 1_000_000,
-		Negatives:      1,
+		Negatives:      4,
 	}
 }
 

@@ -61,6 +61,7 @@ func runDemo(ctx context.Context, log *zap.Logger, args []string) error {
 	} else {
 		cfg := producers.DefaultSyntheticConfig()
 		cfg.Events = *nEvents
+		cfg.Affinity, cfg.Candidates = 4, 32 // strong planted tastes: there is something to learn
 		gen, err := producers.NewSynthetic(cfg)
 		if err != nil {
 			return err

@@ -36,7 +36,7 @@ type modelFlags struct {
 func (m *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.names, "models", "bpr", "comma-separated online models: bpr, mf (explicit ratings), mf-implicit")
 	fs.IntVar(&m.factors, "factors", 64, "latent factors K")
-	fs.IntVar(&m.negatives, "negatives", 1, "sampled negatives (steps) per positive event for bpr and mf-implicit")
+	fs.IntVar(&m.negatives, "negatives", updater.DefaultOptions().Negatives, "sampled negatives (steps) per positive event for bpr and mf-implicit")
 	fs.Float64Var(&m.lr, "lr", 0, "learning rate (0: each model's default)")
 	fs.Float64Var(&m.reg, "reg", 0, "L2 regularisation of the factors (0: each model's default)")
 	fs.Uint64Var(&m.seed, "seed", 1, "seed of user initialisation and negative sampling")
