@@ -416,6 +416,10 @@ func (u *Updater) ensureItem(id string) int32 {
 	return i
 }
 
+// AddItem makes id a candidate (with zero rows) unless it is one already. Unlike ApplyItem it
+// records nothing in the store by itself; the item is written with the next flush.
+func (u *Updater) AddItem(id string) { u.ensureItem(id) }
+
 // ApplyItem records a validated item event at pos: the embedding is stored and the item
 // joins the catalog, so it is a candidate from now on.
 func (u *Updater) ApplyItem(it *events.Item, pos Position) error {

@@ -1,0 +1,114 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/visrec/visrec/datasets"
+	"github.com/visrec/visrec/events"
+	"github.com/visrec/visrec/featurestore"
+	"github.com/visrec/visrec/models"
+	"github.com/visrec/visrec/updater"
+)
+
+// TrainOptions configure TrainOnline.
+type TrainOptions struct {
+	Epochs  int    // passes over the training interactions
+	Seed    uint64 // shuffles the order of each epoch (0: keep time order)
+	Updater updater.Options
+	// Progress, when set, is called after each epoch.
+	Progress func(epoch int)
+}
+
+// Online is a set of online models trained offline. Its scorers are safe for concurrent use
+// (they only read).
+type Online struct {
+	upd   *updater.Updater
+	ds    *datasets.Dataset
+	perm  []int32 // dense item index → the updater's catalogue index
+	width int
+}
+
+// TrainOnline trains models on train by epochs of online steps through an updater.Updater on
+// the in-memory store: the same update code that consumes Kafka, here fed from memory. Every
+// item of ds is a candidate from the start (items never trained on keep zero rows, so cold
+// items get the neutral score of an unknown item).
+func TrainOnline(ctx context.Context, ds *datasets.Dataset, train []datasets.Interaction, opts TrainOptions, ms ...models.Online) (*Online, error) {
+	if opts.Epochs < 1 {
+		return nil, fmt.Errorf("eval: %d epochs", opts.Epochs)
+	}
+	upd, err := updater.New(featurestore.NewMemory(), opts.Updater, ms...)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ds.Items {
+		upd.AddItem(id)
+	}
+	order := make([]int, len(train))
+	for i := range order {
+		order[i] = i
+	}
+	rng := rand.New(rand.NewPCG(opts.Seed, 0x5eed))
+	var ev events.Interaction
+	for epoch := 0; epoch < opts.Epochs; epoch++ {
+		if opts.Seed != 0 {
+			rng.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+		}
+		for n, i := range order {
+			x := &train[i]
+			ev = events.Interaction{Type: x.Type, User: ds.Users[x.User], Item: ds.Items[x.Item],
+				Timestamp: x.TS, Value: x.Value, HasValue: x.Type == events.Rating}
+			pos := updater.Position{Topic: "train", Offset: int64(epoch*len(train) + n)}
+			if err := upd.Apply(ctx, &ev, pos); err != nil {
+				return nil, err
+			}
+		}
+		if opts.Progress != nil {
+			opts.Progress(epoch + 1)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	o := &Online{upd: upd, ds: ds, perm: make([]int32, len(ds.Items))}
+	for i, id := range ds.Items {
+		j, ok := upd.ItemIndex(id)
+		if !ok {
+			return nil, fmt.Errorf("eval: item %q missing from the updater's catalogue", id)
+		}
+		o.perm[i] = j
+	}
+	return o, nil
+}
+
+// Scorer returns the Scorer of one of the trained models.
+func (o *Online) Scorer(model string) (Scorer, error) {
+	if _, _, err := o.upd.ScoreAll(model, "", nil); err != nil {
+		return nil, err
+	}
+	return &onlineScorer{o: o, model: model}, nil
+}
+
+type onlineScorer struct {
+	o     *Online
+	model string
+}
+
+// ScoreAll implements Scorer. A user without a row (never trained on) scores every item 0.
+func (s *onlineScorer) ScoreAll(user int32, dst []float32) []float32 {
+	n := len(s.o.perm)
+	if cap(dst) < n {
+		dst = make([]float32, n)
+	}
+	dst = dst[:n]
+	raw, ok, err := s.o.upd.ScoreAll(s.model, s.o.ds.Users[user], nil)
+	if err != nil || !ok {
+		clear(dst)
+		return dst
+	}
+	for i, j := range s.o.perm {
+		dst[i] = raw[j]
+	}
+	return dst
+}
