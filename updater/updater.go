@@ -127,7 +127,8 @@ type Updater struct {
 // ErrUnknownModel is returned when a model name is not served by the updater.
 var ErrUnknownModel = errors.New("updater: unknown model")
 
-// New returns an Updater of the given models over store. Call Load before applying events.
+// New returns an Updater of the given models over store. Call Load before applying events
+// to resume from the store's state; without it the updater starts from nothing.
 func New(store featurestore.Store, opts Options, ms ...models.Online) (*Updater, error) {
 	if len(ms) == 0 {
 		return nil, errors.New("updater: no model")
@@ -161,6 +162,7 @@ func New(store featurestore.Store, opts Options, ms ...models.Online) (*Updater,
 		}
 		if m.GlobalDim() > 0 {
 			st.global = newTable(m.Name()+":global", m.GlobalDim(), true)
+			st.global.add(globalRowID, nil) // until Load reads the stored one
 		}
 		u.models = append(u.models, st)
 		u.byName[m.Name()] = st

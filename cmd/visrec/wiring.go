@@ -89,6 +89,14 @@ func (m *modelFlags) build() ([]models.Online, updater.Options, error) {
 	return ms, opts, nil
 }
 
+// label names a model for tables: the implicit MF runs under the name "mf".
+func (m *modelFlags) label(name string) string {
+	if name == "mf" && strings.Contains(m.names, "mf-implicit") {
+		return "mf-implicit"
+	}
+	return name
+}
+
 // openRedis connects to Redis at addr and checks that it answers.
 func openRedis(ctx context.Context, addr, namespace string) (*featurestore.Redis, error) {
 	client := redis.NewClient(&redis.Options{Addr: addr})
