@@ -82,7 +82,7 @@ func newLineScanner(r io.Reader, name string, max int) *lineScanner {
 		max = DefaultMaxLineBytes
 	}
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), max)
+	sc.Buffer(make([]byte, 0, min(64<<10, max)), max)
 	return &lineScanner{sc: sc, name: name, max: max}
 }
 
