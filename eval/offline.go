@@ -31,9 +31,8 @@ type Online struct {
 }
 
 // TrainOnline trains models on train by epochs of online steps through an updater.Updater on
-// the in-memory store: the same update code that consumes Kafka, here fed from memory. Every
-// item of ds is a candidate from the start (items never trained on keep zero rows, so cold
-// items get the neutral score of an unknown item).
+// the in-memory store: the same update code that consumes Kafka, here fed from memory. Items
+// never trained on are candidates with zero rows: the neutral score of an unknown item.
 func TrainOnline(ctx context.Context, ds *datasets.Dataset, train []datasets.Interaction, opts TrainOptions, ms ...models.Online) (*Online, error) {
 	if opts.Epochs < 1 {
 		return nil, fmt.Errorf("eval: %d epochs", opts.Epochs)
@@ -41,9 +40,6 @@ func TrainOnline(ctx context.Context, ds *datasets.Dataset, train []datasets.Int
 	upd, err := updater.New(featurestore.NewMemory(), opts.Updater, ms...)
 	if err != nil {
 		return nil, err
-	}
-	for _, id := range ds.Items {
-		upd.AddItem(id)
 	}
 	order := make([]int, len(train))
 	for i := range order {
@@ -70,6 +66,11 @@ func TrainOnline(ctx context.Context, ds *datasets.Dataset, train []datasets.Int
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+	}
+	// Items never trained on join now, with zero rows: added before training they would
+	// have been sampled as negatives, which an item not yet released never is.
+	for _, id := range ds.Items {
+		upd.AddItem(id)
 	}
 	o := &Online{upd: upd, ds: ds, perm: make([]int32, len(ds.Items))}
 	for i, id := range ds.Items {
