@@ -225,10 +225,11 @@ type worker struct {
 	scores []float32
 	test   []int32   // the user's distinct test items
 	pos    []posItem // positives
-	vals   []float32 // distinct positive scores, ascending
-	eq     []int     // eq[j]: negatives scoring == vals[j]
-	gap    []int     // gap[j]: negatives scoring in (vals[j-1], vals[j]); gap[len(vals)]: above all
-	ranks  []int
+	keys   []uint32  // sort keys of the distinct positive scores, ascending
+	// cnt[2j]: negatives whose key is in (keys[j-1], keys[j]); cnt[2j+1]: == keys[j];
+	// cnt[2m]: above every positive (m = len(keys)); cnt[2m+1] is unused.
+	cnt   []int
+	ranks []int
 }
 
 type posItem struct {
@@ -294,57 +295,36 @@ func (ev *evaluator) user(s Scorer, w *worker, u int) {
 		}
 		return cmp.Compare(a.item, b.item)
 	})
-	w.vals = w.vals[:0]
+	w.keys = w.keys[:0]
 	for i := len(w.pos) - 1; i >= 0; i-- {
-		if v := w.pos[i].score; len(w.vals) == 0 || w.vals[len(w.vals)-1] != v {
-			w.vals = append(w.vals, v)
+		if k := sortKey(w.pos[i].score); len(w.keys) == 0 || w.keys[len(w.keys)-1] != k {
+			w.keys = append(w.keys, k)
 		}
 	}
-	m := len(w.vals)
-	w.eq = slices.Grow(w.eq[:0], m)[:m]
-	w.gap = slices.Grow(w.gap[:0], m+1)[:m+1]
-	clear(w.eq)
-	clear(w.gap)
-
-	nNeg := 0
-	count := func(q int32) {
-		sc := clean(w.scores[q])
-		j := lowerBound(w.vals, sc)
-		if j < m && w.vals[j] == sc {
-			w.eq[j]++
-		} else {
-			w.gap[j]++
-		}
-		nNeg++
-	}
+	m := len(w.keys)
+	w.cnt = slices.Grow(w.cnt[:0], 2*m+2)[:2*m+2]
+	clear(w.cnt)
+	var nNeg int
 	if ev.candidates == nil {
-		for q, mk := range w.mark {
-			if mk == markNone {
-				count(int32(q))
-			}
-		}
+		nNeg = countNegatives(w.scores, w.mark, w.keys, w.cnt)
 	} else {
-		for _, q := range ev.candidates {
-			if w.mark[q] == markNone {
-				count(q)
-			}
-		}
+		nNeg = countCandidates(ev.candidates, w.scores, w.mark, w.keys, w.cnt)
 	}
 
-	// below[j]: negatives scoring < vals[j]; negatives scoring ≥ vals[j] = nNeg − below[j].
-	auc := 0.0
+	// below[j] = negatives scoring < keys[j] (stored over cnt[2j]); equal = cnt[2j+1];
+	// negatives scoring ≥ keys[j] = nNeg − below[j].
 	below := 0
-	negBelow := w.gap[:m] // reuse: negBelow[j] = negatives < vals[j] (computed in place)
 	for j := range m {
-		below += w.gap[j]
-		negBelow[j] = below
-		below += w.eq[j]
+		below += w.cnt[2*j]
+		w.cnt[2*j] = below
+		below += w.cnt[2*j+1]
 	}
+	auc := 0.0
 	w.ranks = w.ranks[:0]
 	for t, p := range w.pos {
-		j := lowerBound(w.vals, p.score)
-		w.ranks = append(w.ranks, 1+(nNeg-negBelow[j])+t)
-		auc += float64(negBelow[j]) + 0.5*float64(w.eq[j])
+		j := slot(w.keys, sortKey(p.score)) / 2
+		w.ranks = append(w.ranks, 1+(nNeg-w.cnt[2*j])+t)
+		auc += float64(w.cnt[2*j]) + 0.5*float64(w.cnt[2*j+1])
 	}
 	row := ev.rows[u*ev.width : (u+1)*ev.width]
 	if nNeg > 0 {
@@ -419,18 +399,74 @@ func (ev *evaluator) report() Report {
 	return r
 }
 
-// lowerBound returns the number of elements of the ascending vals that are < x.
-func lowerBound(vals []float32, x float32) int {
-	lo, hi := 0, len(vals)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if vals[mid] < x {
-			lo = mid + 1
-		} else {
-			hi = mid
+// countNegatives counts into cnt the items whose mark is markNone by where their score
+// falls among the ascending, distinct, non-empty positive scores whose sort keys are keys
+// (see worker.cnt and sortKey), and returns how many there were. This loop is the cost of
+// Evaluate: it runs once per item and user.
+func countNegatives(scores []float32, mark []uint8, keys []uint32, cnt []int) int {
+	scores = scores[:len(mark)]
+	lowest := keys[0]
+	n := 0
+	for q, mk := range mark {
+		if mk != markNone {
+			continue
 		}
+		n++
+		k := sortKey(scores[q])
+		if k < lowest { // the common case for a good model
+			cnt[0]++
+			continue
+		}
+		cnt[slot(keys, k)]++
 	}
-	return lo
+	return n
+}
+
+// countCandidates is countNegatives over the candidate items only.
+func countCandidates(cands []int32, scores []float32, mark []uint8, keys []uint32, cnt []int) int {
+	lowest := keys[0]
+	n := 0
+	for _, q := range cands {
+		if mark[q] != markNone {
+			continue
+		}
+		n++
+		k := sortKey(scores[q])
+		if k < lowest {
+			cnt[0]++
+			continue
+		}
+		cnt[slot(keys, k)]++
+	}
+	return n
+}
+
+// sortKey maps a score to an unsigned integer with the same order and equality: −0 and +0
+// map to one key, NaN to the key of −Inf. Integer keys let slot search without branches.
+func sortKey(s float32) uint32 {
+	s = clean(s) + 0 // −0 + 0 = +0
+	b := math.Float32bits(s)
+	return b ^ (uint32(int32(b)>>31) | 1<<31)
+}
+
+// slot returns 2j+1 when x == keys[j], else 2j where j is the number of keys below x;
+// keys is ascending and non-empty. The search is branch-free arithmetic (below is 1 when
+// a key is below x): with random scores a branchy search mispredicts at every level, and
+// the compiler emits a branch for the plain if.
+func slot(keys []uint32, x uint32) int {
+	below := func(k uint32) int { return int((uint64(k) - uint64(x)) >> 63) }
+	base, n := 0, len(keys)
+	for n > 1 {
+		half := n >> 1
+		base += half * below(keys[base+half-1])
+		n -= half
+	}
+	j := base + below(keys[base]) // the number of keys below x is base or base+1
+	eq := 0
+	if j < len(keys) && keys[j] == x {
+		eq = 1
+	}
+	return 2*j + eq
 }
 
 // clean maps NaN to −Inf so that every score is ordered.
