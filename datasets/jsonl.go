@@ -2,11 +2,16 @@ package datasets
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/visrec/visrec/events"
 )
+
+// ErrNoTimestamp is wrapped by the error of WriteEventsJSONL for an interaction without a
+// timestamp (TS <= 0), which the event schema requires.
+var ErrNoTimestamp = errors.New("interaction without a timestamp")
 
 // JSONLOptions say how WriteEventsJSONL writes a data set.
 type JSONLOptions struct {
@@ -40,12 +45,11 @@ func WriteEventsJSONL(w io.Writer, d *Dataset, opts JSONLOptions) (int, error) {
 		if opts.StartMillis > 0 {
 			e.Timestamp = opts.StartMillis + int64(i)
 		}
+		if e.Timestamp <= 0 {
+			return i, fmt.Errorf("%s: interaction %d (user %q, item %q): %w (the source has no timestamps)", d.Name, i, e.User, e.Item, ErrNoTimestamp)
+		}
 		if err := e.Validate(); err != nil {
-			hint := ""
-			if e.Timestamp <= 0 {
-				hint = " (the source has no timestamps: give a start time to number the events)"
-			}
-			return i, fmt.Errorf("%s: interaction %d (user %q, item %q): %w%s", d.Name, i, e.User, e.Item, err, hint)
+			return i, fmt.Errorf("%s: interaction %d (user %q, item %q): %w", d.Name, i, e.User, e.Item, err)
 		}
 		buf = append(e.AppendJSON(buf[:0]), '\n')
 		if _, err := bw.Write(buf); err != nil {

@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,7 +140,7 @@ func TestWriteEventsJSONLRoundTrip(t *testing.T) {
 
 	// A source without timestamps needs StartMillis.
 	uir, _ := ReadUIR(strings.NewReader("u1 i1\nu2 i2\n"), "uir", UIROptions{})
-	if _, err := WriteEventsJSONL(&bytes.Buffer{}, uir, JSONLOptions{}); err == nil || !strings.Contains(err.Error(), "no timestamps") {
+	if _, err := WriteEventsJSONL(&bytes.Buffer{}, uir, JSONLOptions{}); err == nil || !errors.Is(err, ErrNoTimestamp) {
 		t.Fatalf("err = %v", err)
 	}
 	buf.Reset()
