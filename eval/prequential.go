@@ -26,6 +26,9 @@ type Prequential struct {
 	window  int
 	// MinPositiveRating: rating events below it are not positives (0: all are).
 	MinPositiveRating float32
+	// ColdThreshold: an evaluation belongs to the cold-start-item slice when its item had
+	// fewer interactions than this before the event (never-seen items included).
+	ColdThreshold int
 
 	seen     map[string]map[string]struct{}
 	pop      map[string]float32
@@ -34,6 +37,7 @@ type Prequential struct {
 	popRow   []float32
 
 	total []Stats
+	cold  []Stats
 	cur   []Stats
 	curve [][]Stats
 }
@@ -70,10 +74,12 @@ func NewPrequential(models []string, k, every, window int) *Prequential {
 	rankers := append(append([]string(nil), models...), Popularity)
 	return &Prequential{
 		rankers: rankers, k: k, every: every, window: window,
-		seen:  make(map[string]map[string]struct{}),
-		pop:   make(map[string]float32),
-		total: make([]Stats, len(rankers)),
-		cur:   make([]Stats, len(rankers)),
+		seen:          make(map[string]map[string]struct{}),
+		pop:           make(map[string]float32),
+		total:         make([]Stats, len(rankers)),
+		cold:          make([]Stats, len(rankers)),
+		cur:           make([]Stats, len(rankers)),
+		ColdThreshold: 5,
 	}
 }
 
@@ -100,12 +106,13 @@ func (p *Prequential) Observe(u *updater.Updater, e *events.Interaction) {
 		return
 	}
 	target, known := u.ItemIndex(e.Item)
+	cold := p.pop[e.Item] < float32(p.ColdThreshold)
 	for r, name := range p.rankers {
 		rank, ok := 0, false
 		if known {
 			rank, ok = p.rank(u, name, e.User, target, seen)
 		}
-		p.record(r, ok && rank < p.k, rank)
+		p.record(r, ok && rank < p.k, rank, cold)
 	}
 	if n := p.total[0].N; n%int64(p.window) == 0 {
 		p.curve = append(p.curve, append([]Stats(nil), p.cur...))
@@ -147,15 +154,24 @@ func (p *Prequential) rank(u *updater.Updater, ranker, user string, target int32
 	return rank, true
 }
 
-func (p *Prequential) record(r int, hit bool, rank int) {
-	for _, s := range []*Stats{&p.total[r], &p.cur[r]} {
-		s.N++
-		if hit {
-			s.Hits++
-			s.NDCGSum += 1 / math.Log2(float64(rank)+2)
-		}
+func (p *Prequential) record(r int, hit bool, rank int, cold bool) {
+	p.total[r].add(hit, rank)
+	p.cur[r].add(hit, rank)
+	if cold {
+		p.cold[r].add(hit, rank)
 	}
 }
+
+func (s *Stats) add(hit bool, rank int) {
+	s.N++
+	if hit {
+		s.Hits++
+		s.NDCGSum += 1 / math.Log2(float64(rank)+2)
+	}
+}
+
+// Cold returns the cumulative figures of the cold-start-item slice, in Rankers order.
+func (p *Prequential) Cold() []Stats { return append([]Stats(nil), p.cold...) }
 
 // Total returns the cumulative figures of each ranker, in Rankers order.
 func (p *Prequential) Total() []Stats { return append([]Stats(nil), p.total...) }

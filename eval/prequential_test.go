@@ -46,11 +46,32 @@ func TestPrequentialByHand(t *testing.T) {
 	}
 	p := run(t, evs, 1, 1)
 	pop := p.Total()[len(p.Rankers())-1]
+	// Cold slice at the default threshold 5: every evaluation here; see below for 2.
+	if cold := p.Cold()[len(p.Rankers())-1]; cold != pop {
+		t.Fatalf("cold slice %+v, want all of %+v", cold, pop)
+	}
 	if p.Rankers()[len(p.Rankers())-1] != eval.Popularity {
 		t.Fatalf("rankers %v: popularity should come last", p.Rankers())
 	}
 	if pop.N != 5 || pop.Hits != 2 || pop.NDCG() != 0.4 || pop.Recall() != 0.4 {
 		t.Fatalf("popularity: %+v (recall %v, ndcg %v), want 5 evaluations, 2 hits at rank 0", pop, pop.Recall(), pop.NDCG())
+	}
+	// With threshold 2 the last evaluation (i1 after 2 interactions) is warm: 4 cold
+	// evaluations, of which the hit of the second event.
+	p2 := eval.NewPrequential(nil, 1, 1, 100)
+	p2.ColdThreshold = 2
+	u2, err := updater.New(featurestore.NewMemory(), updater.DefaultOptions(), models.NewBPR(models.DefaultBPROptions()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2.SetObserver(p2)
+	for i := range evs {
+		if err := u2.Apply(context.Background(), &evs[i], updater.Position{Topic: "t", Offset: int64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cold := p2.Cold()[0]; cold.N != 4 || cold.Hits != 1 {
+		t.Fatalf("cold slice at threshold 2: %+v, want 4 evaluations and 1 hit", cold)
 	}
 	bpr := p.Total()[0]
 	if bpr.N != 5 || bpr.Hits < 1 {

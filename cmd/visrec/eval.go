@@ -16,6 +16,9 @@ import (
 	"github.com/visrec/visrec/datasets"
 	"github.com/visrec/visrec/eval"
 	"github.com/visrec/visrec/eval/report"
+	"github.com/visrec/visrec/events"
+	"github.com/visrec/visrec/featurestore"
+	"github.com/visrec/visrec/updater"
 )
 
 func init() {
@@ -27,7 +30,9 @@ const postersDir = "../shared/data/movielens-posters"
 func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	data := fs.String("data", "posters", "data set: 'posters' ("+postersDir+") or a path any loader reads")
-	splitKind := fs.String("split", eval.KindTemporal, "split: temporal, random, leave-last-out or cold-item")
+	splitKind := fs.String("split", eval.KindTemporal, "split: temporal, random, leave-last-out, cold-item, or prequential (test-then-train over the log in time order)")
+	every := fs.Int("eval-every", 1, "prequential: evaluate one in this many eligible events")
+	window := fs.Int("window", 1000, "prequential: evaluations per point of the curve")
 	frac := fs.Float64("test-fraction", 0.2, "test share of interactions (cold-item: share of items)")
 	seed := fs.Uint64("split-seed", 1, "seed of the random and cold-item splits")
 	epochs := fs.Int("epochs", 10, "training epochs of the online models")
@@ -50,6 +55,9 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 	ds, err := loadData(*data)
 	if err != nil {
 		return err
+	}
+	if *splitKind == "prequential" {
+		return runPrequential(ctx, ds, &mf, cuts[0], *every, *window, *out, *results, command)
 	}
 	sp, err := makeSplit(ds, *splitKind, *frac, *seed)
 	if err != nil {
@@ -109,36 +117,107 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 		addRow(name, eval.Evaluate(s, len(ds.Items), sp.Train, sp.Test, cuts, eo), trainTime)
 	}
 
-	if err := tbl.WriteMarkdown(os.Stdout); err != nil {
+	return publish(&tbl, *out, *results, fmt.Sprintf("%s-%s", ds.Name, sp.Kind),
+		fmt.Sprintf("Offline: %s, %s split", ds.Name, sp.Kind), "")
+}
+
+// publish prints tbl, writes <out>/<base>.md and .csv when out is set, and replaces or
+// appends the section heading of the Markdown file results when that is set; extra is
+// Markdown appended below the table (a plot, say).
+func publish(tbl *report.Table, out, results, base, heading, extra string) error {
+	var md strings.Builder
+	if err := tbl.WriteMarkdown(&md); err != nil {
 		return err
 	}
-	if *out != "" {
-		base := filepath.Join(*out, fmt.Sprintf("%s-%s", ds.Name, sp.Kind))
-		if err := os.MkdirAll(*out, 0o755); err != nil {
+	md.WriteString(extra)
+	fmt.Print(md.String())
+	if out != "" {
+		if err := os.MkdirAll(out, 0o755); err != nil {
 			return err
 		}
-		var md strings.Builder
-		if err := tbl.WriteMarkdown(&md); err != nil {
+		if err := os.WriteFile(filepath.Join(out, base+".md"), []byte(md.String()), 0o644); err != nil {
 			return err
 		}
-		if err := os.WriteFile(base+".md", []byte(md.String()), 0o644); err != nil {
-			return err
-		}
-		if err := tbl.SaveCSV(base + ".csv"); err != nil {
+		if err := tbl.SaveCSV(filepath.Join(out, base+".csv")); err != nil {
 			return err
 		}
 	}
-	if *results != "" {
-		var md strings.Builder
-		if err := tbl.WriteMarkdown(&md); err != nil {
-			return err
-		}
-		heading := fmt.Sprintf("Offline: %s, %s split", ds.Name, sp.Kind)
-		if err := report.AppendSection(*results, heading, md.String()); err != nil {
-			return err
-		}
+	if results != "" {
+		return report.AppendSection(results, heading, md.String())
 	}
 	return nil
+}
+
+// runPrequential replays ds in time order through an updater on the in-memory store (the
+// production update code, without Kafka) with a prequential evaluator, and reports
+// cumulative and cold-start-item figures and, with out, a PNG of the moving window.
+func runPrequential(ctx context.Context, ds *datasets.Dataset, mf *modelFlags, k, every, window int, out, results, command string) error {
+	ms, uopts, err := mf.build()
+	if err != nil {
+		return err
+	}
+	upd, err := updater.New(featurestore.NewMemory(), uopts, ms...)
+	if err != nil {
+		return err
+	}
+	preq := eval.NewPrequential(upd.Models(), k, every, window)
+	preq.MinPositiveRating = uopts.MinPositiveRating
+	upd.SetObserver(preq)
+	bar := newBar(int64(len(ds.Interactions)), "prequential")
+	var ev events.Interaction
+	for i, x := range ds.Interactions {
+		ev = events.Interaction{Type: x.Type, User: ds.Users[x.User], Item: ds.Items[x.Item],
+			Timestamp: x.TS, Value: x.Value, HasValue: x.Type == events.Rating}
+		if err := upd.Apply(ctx, &ev, updater.Position{Topic: "log", Offset: int64(i)}); err != nil {
+			return err
+		}
+		if i%10_000 == 0 {
+			bar.Set(i) //nolint:errcheck // display only
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	bar.Finish() //nolint:errcheck // display only
+	tbl := report.Table{
+		Title: fmt.Sprintf("%s, prequential over %d events in time order, K=%d factors, one in %d new user-item pairs evaluated; cold = item with < %d interactions so far",
+			ds.Name, len(ds.Interactions), mf.factors, every, preq.ColdThreshold),
+		Command: command,
+		Columns: []string{"ranker", fmt.Sprintf("Recall@%d", k), fmt.Sprintf("NDCG@%d", k), "evaluations",
+			fmt.Sprintf("cold Recall@%d", k), fmt.Sprintf("cold NDCG@%d", k), "cold evaluations"},
+	}
+	total, cold := preq.Total(), preq.Cold()
+	var series []report.Series
+	for r, name := range preq.Rankers() {
+		label := mf.label(name)
+		tbl.AddRow(label, total[r].Recall(), total[r].NDCG(), total[r].N, cold[r].Recall(), cold[r].NDCG(), cold[r].N)
+		s := report.Series{Name: label}
+		for w, point := range preq.Curve() {
+			s.X = append(s.X, float64((w+1)*window))
+			s.Y = append(s.Y, point[r].Recall())
+		}
+		series = append(series, s)
+	}
+	base := ds.Name + "-prequential"
+	extra := ""
+	if out != "" {
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return err
+		}
+		png := filepath.Join(out, base+".png")
+		title := fmt.Sprintf("Prequential Recall@%d per %d evaluations, %s", k, window, ds.Name)
+		if err := report.PlotLines(png, title, "evaluations", fmt.Sprintf("Recall@%d", k), command, series); err != nil {
+			return err
+		}
+		link := png
+		if results != "" { // link relative to the page that shows it
+			if rel, err := filepath.Rel(filepath.Dir(results), png); err == nil {
+				link = rel
+			}
+		}
+		extra = fmt.Sprintf("\n![%s](%s)\n", title, filepath.ToSlash(link))
+	}
+	return publish(&tbl, out, results, base, "Prequential: "+ds.Name, extra)
 }
 
 // loadData reads the named data set: "posters" is the shared MovieLens posters folder.
