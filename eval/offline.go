@@ -17,17 +17,17 @@ type TrainOptions struct {
 	Epochs  int    // passes over the training interactions
 	Seed    uint64 // shuffles the order of each epoch (0: keep time order)
 	Updater updater.Options
-	// Progress, when set, is called after each epoch.
-	Progress func(epoch int)
+	// AfterEpoch, when set, is called after each epoch with the models as they are; items
+	// not trained on yet score 0.
+	AfterEpoch func(epoch int, o *Online)
 }
 
 // Online is a set of online models trained offline. Its scorers are safe for concurrent use
 // (they only read).
 type Online struct {
-	upd   *updater.Updater
-	ds    *datasets.Dataset
-	perm  []int32 // dense item index → the updater's catalogue index
-	width int
+	upd  *updater.Updater
+	ds   *datasets.Dataset
+	perm []int32 // dense item index → the updater's catalogue index, -1: not in it
 }
 
 // TrainOnline trains models on train by epochs of online steps through an updater.Updater on
@@ -41,6 +41,7 @@ func TrainOnline(ctx context.Context, ds *datasets.Dataset, train []datasets.Int
 	if err != nil {
 		return nil, err
 	}
+	o := &Online{upd: upd, ds: ds, perm: make([]int32, len(ds.Items))}
 	order := make([]int, len(train))
 	for i := range order {
 		order[i] = i
@@ -60,11 +61,12 @@ func TrainOnline(ctx context.Context, ds *datasets.Dataset, train []datasets.Int
 				return nil, err
 			}
 		}
-		if opts.Progress != nil {
-			opts.Progress(epoch + 1)
-		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if opts.AfterEpoch != nil {
+			o.index()
+			opts.AfterEpoch(epoch+1, o)
 		}
 	}
 	// Items never trained on join now, with zero rows: added before training they would
@@ -72,15 +74,19 @@ func TrainOnline(ctx context.Context, ds *datasets.Dataset, train []datasets.Int
 	for _, id := range ds.Items {
 		upd.AddItem(id)
 	}
-	o := &Online{upd: upd, ds: ds, perm: make([]int32, len(ds.Items))}
-	for i, id := range ds.Items {
-		j, ok := upd.ItemIndex(id)
+	o.index()
+	return o, nil
+}
+
+// index maps the data set's items to the updater's catalogue.
+func (o *Online) index() {
+	for i, id := range o.ds.Items {
+		j, ok := o.upd.ItemIndex(id)
 		if !ok {
-			return nil, fmt.Errorf("eval: item %q missing from the updater's catalogue", id)
+			j = -1
 		}
 		o.perm[i] = j
 	}
-	return o, nil
 }
 
 // Scorer returns the Scorer of one of the trained models.
@@ -109,7 +115,11 @@ func (s *onlineScorer) ScoreAll(user int32, dst []float32) []float32 {
 		return dst
 	}
 	for i, j := range s.o.perm {
-		dst[i] = raw[j]
+		if j < 0 {
+			dst[i] = 0
+		} else {
+			dst[i] = raw[j]
+		}
 	}
 	return dst
 }

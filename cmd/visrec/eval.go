@@ -41,6 +41,7 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 	out := fs.String("out", "", "write <out>/<data>-<split>.md and .csv")
 	results := fs.String("results", "", "also replace-or-append this run's section in a Markdown file (e.g. docs/results.md)")
 	writeSplit := fs.String("write-split", "", "write the split files here (for bench/peers)")
+	epochCurve := fs.Bool("epoch-curve", false, "evaluate after every epoch and plot Recall@K against epochs (needs --out)")
 	var mf modelFlags
 	mf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -99,16 +100,34 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 	}
 
 	addRow("popularity", eval.Evaluate(eval.NewPopularityScorer(len(ds.Items), sp.Train), len(ds.Items), sp.Train, sp.Test, cuts, eo), 0)
+	var curves []report.Series
 	for _, m := range ms {
 		name := mf.label(m.Name())
 		bar := newBar(int64(*epochs), "training "+name)
+		curve := report.Series{Name: name}
+		var evalTime time.Duration
+		after := func(epoch int, o *eval.Online) {
+			bar.Add(1) //nolint:errcheck // display only
+			if !*epochCurve {
+				return
+			}
+			t := time.Now()
+			s, err := o.Scorer(m.Name())
+			if err != nil {
+				return
+			}
+			at, _ := eval.Evaluate(s, len(ds.Items), sp.Train, sp.Test, cuts[:1], eo).At(cuts[0])
+			curve.X, curve.Y = append(curve.X, float64(epoch)), append(curve.Y, at.Recall)
+			evalTime += time.Since(t)
+		}
 		t0 := time.Now()
-		opts := eval.TrainOptions{Epochs: *epochs, Seed: *seed, Updater: uopts, Progress: func(int) { bar.Add(1) }} //nolint:errcheck // display only
+		opts := eval.TrainOptions{Epochs: *epochs, Seed: *seed, Updater: uopts, AfterEpoch: after}
 		trained, err := eval.TrainOnline(ctx, ds, sp.Train, opts, m)
 		if err != nil {
 			return err
 		}
-		trainTime := time.Since(t0)
+		trainTime := time.Since(t0) - evalTime
+		curves = append(curves, curve)
 		bar.Finish() //nolint:errcheck // display only
 		s, err := trained.Scorer(m.Name())
 		if err != nil {
@@ -117,8 +136,31 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 		addRow(name, eval.Evaluate(s, len(ds.Items), sp.Train, sp.Test, cuts, eo), trainTime)
 	}
 
-	return publish(&tbl, *out, *results, fmt.Sprintf("%s-%s", ds.Name, sp.Kind),
-		fmt.Sprintf("Offline: %s, %s split", ds.Name, sp.Kind), "")
+	base := fmt.Sprintf("%s-%s", ds.Name, sp.Kind)
+	extra := ""
+	if *epochCurve && *out != "" {
+		title := fmt.Sprintf("Recall@%d against epochs, %s, %s split", cuts[0], ds.Name, sp.Kind)
+		png := filepath.Join(*out, base+"-epochs.png")
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return err
+		}
+		if err := report.PlotLines(png, title, "epoch", fmt.Sprintf("Recall@%d", cuts[0]), command, curves); err != nil {
+			return err
+		}
+		extra = "\n" + imageLink(title, png, *results) + "\n"
+	}
+	return publish(&tbl, *out, *results, base, fmt.Sprintf("Offline: %s, %s split", ds.Name, sp.Kind), extra)
+}
+
+// imageLink is a Markdown image of png, relative to the page results when there is one.
+func imageLink(title, png, results string) string {
+	link := png
+	if results != "" {
+		if rel, err := filepath.Rel(filepath.Dir(results), png); err == nil {
+			link = rel
+		}
+	}
+	return fmt.Sprintf("![%s](%s)", title, filepath.ToSlash(link))
 }
 
 // publish prints tbl, writes <out>/<base>.md and .csv when out is set, and replaces or
@@ -209,13 +251,7 @@ func runPrequential(ctx context.Context, ds *datasets.Dataset, mf *modelFlags, k
 		if err := report.PlotLines(png, title, "evaluations", fmt.Sprintf("Recall@%d", k), command, series); err != nil {
 			return err
 		}
-		link := png
-		if results != "" { // link relative to the page that shows it
-			if rel, err := filepath.Rel(filepath.Dir(results), png); err == nil {
-				link = rel
-			}
-		}
-		extra = fmt.Sprintf("\n![%s](%s)\n", title, filepath.ToSlash(link))
+		extra = "\n" + imageLink(title, png, results) + "\n"
 	}
 	return publish(&tbl, out, results, base, "Prequential: "+ds.Name, extra)
 }
