@@ -179,6 +179,9 @@ func writeFile(dir, name string, fill func(*bufio.Writer) error) (err error) {
 	if err = w.Flush(); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	if err = f.Chmod(0o644); err != nil { // CreateTemp makes 0600; these are for sharing
+		return fmt.Errorf("%s: %w", name, err)
+	}
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}

@@ -214,6 +214,11 @@ func TestWriteSplitFormat(t *testing.T) {
 	if len(entries) != 3 {
 		t.Errorf("directory holds %d entries (temporary files left?)", len(entries))
 	}
+	for _, e := range entries {
+		if fi, err := e.Info(); err != nil || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v, %v; want 0644", e.Name(), fi.Mode(), err)
+		}
+	}
 }
 
 func TestWriteSplitErrors(t *testing.T) {
