@@ -12,7 +12,9 @@
 //   - Cornac's UIR text (LoadUIR);
 //   - MMRec's .inter with its .npy feature matrices (LoadMMRec, LoadMMRecInter, LoadNPY);
 //   - any event log the producers package reads, CSV or JSONL (LoadLog);
-//   - a materialised synthetic stream with planted visual features (Synthetic).
+//   - a materialised synthetic stream with planted visual features (Synthetic, up to
+//     MaxSyntheticEvents). Scale tests of 10 million events and more stream
+//     producers.NewSynthetic directly, which generates any number in constant memory.
 //
 // Load picks the loader from a path. Malformed input is reported as an error naming the file
 // and line (text) or byte offset (binary), for which errors.Is(err, ErrMalformed) holds.
