@@ -21,20 +21,31 @@ type Optimizer interface {
 // optimParallelMin is the number of elements above which an update uses several workers.
 const optimParallelMin = 1 << 15
 
-// forEachGrad calls fn on the parts of p that hold gradient: the whole tensor (as one or
-// several ranges, in parallel) when dense, or each touched row when sparse. fn receives
-// the element offset and the value and gradient slices.
-func forEachGrad(p *Param, workers int, fn func(off int, v, g []float32)) {
+// updater applies an optimizer's rule to a run of parameter i's elements starting at
+// element off: v are the values, g the gradients.
+type updater interface {
+	update(i, off int, v, g []float32)
+}
+
+// forEachGrad applies u to the parts of parameter i (p) that hold gradient: the whole
+// tensor when dense (split into element ranges across workers when large), or each
+// touched row when sparse.
+func forEachGrad(p *Param, i, workers int, u updater) {
 	if rows, sparse := p.SparseRows(); sparse {
 		w := p.rowLen()
 		for _, r := range rows {
 			off := int(r) * w
-			fn(off, p.Value.Data[off:off+w], p.Grad.Data[off:off+w])
+			u.update(i, off, p.Value.Data[off:off+w], p.Grad.Data[off:off+w])
 		}
 		return
 	}
-	parallelFor(workers, p.Value.Len(), optimParallelMin, func(_, lo, hi int) {
-		fn(lo, p.Value.Data[lo:hi], p.Grad.Data[lo:hi])
+	n := p.Value.Len()
+	if workers <= 1 || n < 2*optimParallelMin {
+		u.update(i, 0, p.Value.Data, p.Grad.Data)
+		return
+	}
+	parallelFor(workers, n, optimParallelMin, func(_, lo, hi int) {
+		u.update(i, lo, p.Value.Data[lo:hi], p.Grad.Data[lo:hi])
 	})
 }
 
@@ -64,7 +75,7 @@ func NewSGD(params []*Param, lr, momentum float32) *SGD {
 
 // Step implements Optimizer.
 func (o *SGD) Step() {
-	lr, mu, wd := o.LR, o.Momentum, o.WeightDecay
+	mu := o.Momentum
 	for i, p := range o.params {
 		if !p.HasGrad() {
 			continue
@@ -72,19 +83,26 @@ func (o *SGD) Step() {
 		if mu != 0 && o.vel[i] == nil {
 			o.vel[i] = make([]float32, p.Value.Len())
 		}
-		vel := o.vel[i]
-		forEachGrad(p, defaultWorkers(o.Workers), func(off int, v, g []float32) {
-			for j, gj := range g {
-				gj += wd * v[j]
-				if mu != 0 {
-					m := mu*vel[off+j] + gj
-					vel[off+j] = m
-					gj = m
-				}
-				v[j] -= lr * gj
-			}
-		})
+		forEachGrad(p, i, defaultWorkers(o.Workers), o)
 		p.ZeroGrad()
+	}
+}
+
+func (o *SGD) update(i, off int, v, g []float32) {
+	lr, mu, wd := o.LR, o.Momentum, o.WeightDecay
+	g = g[:len(v)]
+	var vel []float32
+	if mu != 0 {
+		vel = o.vel[i][off : off+len(v)]
+	}
+	for j, gj := range g {
+		gj += wd * v[j]
+		if mu != 0 {
+			m := mu*vel[j] + gj
+			vel[j] = m
+			gj = m
+		}
+		v[j] -= lr * gj
 	}
 }
 
@@ -106,7 +124,6 @@ func NewAdagrad(params []*Param, lr float32) *Adagrad {
 
 // Step implements Optimizer.
 func (o *Adagrad) Step() {
-	lr, eps := o.LR, o.Eps
 	for i, p := range o.params {
 		if !p.HasGrad() {
 			continue
@@ -114,15 +131,18 @@ func (o *Adagrad) Step() {
 		if o.acc[i] == nil {
 			o.acc[i] = make([]float32, p.Value.Len())
 		}
-		acc := o.acc[i]
-		forEachGrad(p, defaultWorkers(o.Workers), func(off int, v, g []float32) {
-			h := acc[off : off+len(g)]
-			for j, gj := range g {
-				h[j] += gj * gj
-				v[j] -= lr * gj / (float32(math.Sqrt(float64(h[j]))) + eps)
-			}
-		})
+		forEachGrad(p, i, defaultWorkers(o.Workers), o)
 		p.ZeroGrad()
+	}
+}
+
+func (o *Adagrad) update(i, off int, v, g []float32) {
+	lr, eps := o.LR, o.Eps
+	h := o.acc[i][off : off+len(v)]
+	g = g[:len(v)]
+	for j, gj := range g {
+		h[j] += gj * gj
+		v[j] -= lr * gj / (float32(math.Sqrt(float64(h[j]))) + eps)
 	}
 }
 
@@ -155,6 +175,7 @@ type Adam struct {
 	params []*Param
 	m, v   [][]float32
 	t      int
+	c1, c2 float32 // bias corrections of the current step
 }
 
 // NewAdam returns Adam over params.
@@ -168,9 +189,8 @@ func (o *Adam) Steps() int { return o.t }
 // Step implements Optimizer.
 func (o *Adam) Step() {
 	o.t++
-	lr, b1, b2, eps, wd := o.LR, o.Beta1, o.Beta2, o.Eps, o.WeightDecay
-	c1 := float32(1 / (1 - math.Pow(float64(b1), float64(o.t))))
-	c2 := float32(1 / (1 - math.Pow(float64(b2), float64(o.t))))
+	o.c1 = float32(1 / (1 - math.Pow(float64(o.Beta1), float64(o.t))))
+	o.c2 = float32(1 / (1 - math.Pow(float64(o.Beta2), float64(o.t))))
 	for i, p := range o.params {
 		if !p.HasGrad() {
 			continue
@@ -179,12 +199,14 @@ func (o *Adam) Step() {
 			o.m[i] = make([]float32, p.Value.Len())
 			o.v[i] = make([]float32, p.Value.Len())
 		}
-		ms, vs := o.m[i], o.v[i]
-		forEachGrad(p, defaultWorkers(o.Workers), func(off int, v, g []float32) {
-			adamKernel(v, g, ms[off:off+len(g)], vs[off:off+len(g)], lr, b1, b2, eps, wd, c1, c2)
-		})
+		forEachGrad(p, i, defaultWorkers(o.Workers), o)
 		p.ZeroGrad()
 	}
+}
+
+func (o *Adam) update(i, off int, v, g []float32) {
+	n := len(v)
+	adamKernel(v, g, o.m[i][off:off+n], o.v[i][off:off+n], o.LR, o.Beta1, o.Beta2, o.Eps, o.WeightDecay, o.c1, o.c2)
 }
 
 func adamKernel(p, g, m, v []float32, lr, b1, b2, eps, wd, c1, c2 float32) {
@@ -204,30 +226,37 @@ func adamKernel(p, g, m, v []float32, lr, b1, b2, eps, wd, c1, c2 float32) {
 // ClipGradNorm scales the gradients of params so that their joint L2 norm is at most
 // maxNorm, and returns the norm before clipping (computed in float64).
 func ClipGradNorm(params []*Param, maxNorm float64) float64 {
-	var ss float64
-	for _, p := range params {
-		if !p.HasGrad() {
-			continue
+	var ss sumSquares
+	for i, p := range params {
+		if p.HasGrad() {
+			forEachGrad(p, i, 1, &ss)
 		}
-		forEachGrad(p, 1, func(_ int, _, g []float32) {
-			for _, v := range g {
-				ss += float64(v) * float64(v)
-			}
-		})
 	}
-	norm := math.Sqrt(ss)
+	norm := math.Sqrt(float64(ss))
 	if norm > maxNorm && norm > 0 {
-		s := float32(maxNorm / norm)
-		for _, p := range params {
-			if !p.HasGrad() {
-				continue
+		sc := scaleGrad(maxNorm / norm)
+		for i, p := range params {
+			if p.HasGrad() {
+				forEachGrad(p, i, 1, sc)
 			}
-			forEachGrad(p, 1, func(_ int, _, g []float32) {
-				for j := range g {
-					g[j] *= s
-				}
-			})
 		}
 	}
 	return norm
+}
+
+type sumSquares float64
+
+func (s *sumSquares) update(_, _ int, _, g []float32) {
+	for _, v := range g {
+		*s += sumSquares(float64(v) * float64(v))
+	}
+}
+
+type scaleGrad float64
+
+func (s scaleGrad) update(_, _ int, _, g []float32) {
+	f := float32(s)
+	for j := range g {
+		g[j] *= f
+	}
 }

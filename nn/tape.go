@@ -166,7 +166,7 @@ func (t *Tape) tensorView(data []float32, shape ...int) *Tensor {
 	t.ntens++
 	x.setShape(shape)
 	if len(data) != x.Len() {
-		panic(fmt.Sprintf("nn: %d elements for shape %v", len(data), shape))
+		panic(fmt.Sprintf("nn: %d elements for shape %s", len(data), shapeString(shape)))
 	}
 	x.Data = data
 	return x

@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"math"
+	"strconv"
 )
 
 // maxInlineDims is the number of dimensions a Tensor stores without a separate allocation
@@ -42,7 +43,7 @@ func FromData(data []float32, shape ...int) *Tensor {
 	t := &Tensor{}
 	t.setShape(shape)
 	if len(data) != t.Len() {
-		panic(fmt.Sprintf("nn: FromData: %d elements for shape %v", len(data), shape))
+		panic(fmt.Sprintf("nn: FromData: %d elements for shape %s", len(data), shapeString(shape)))
 	}
 	t.Data = data
 	return t
@@ -58,7 +59,7 @@ func (t *Tensor) setShape(shape []int) {
 	}
 	for _, d := range shape {
 		if d < 0 {
-			panic(fmt.Sprintf("nn: negative dimension in shape %v", shape))
+			panic("nn: negative dimension in shape " + shapeString(shape))
 		}
 	}
 	if len(shape) <= maxInlineDims {
@@ -144,6 +145,19 @@ func (t *Tensor) String() string {
 		return fmt.Sprintf("Tensor%v%v", t.Shape, t.Data)
 	}
 	return fmt.Sprintf("Tensor%v[%v %v ... %v]", t.Shape, t.Data[0], t.Data[1], t.Data[len(t.Data)-1])
+}
+
+// shapeString formats a shape without letting the slice escape (panic messages on hot
+// paths would otherwise move callers' shape arrays to the heap).
+func shapeString(shape []int) string {
+	b := []byte{'['}
+	for i, d := range shape {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendInt(b, int64(d), 10)
+	}
+	return string(append(b, ']'))
 }
 
 func shapeLen(shape []int) int {
