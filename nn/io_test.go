@@ -84,7 +84,7 @@ func TestParamsFormatLayout(t *testing.T) {
 	p := NewParamFrom("w", FromData([]float32{1, -2}, 2))
 	data := encode(t, []*Param{p})
 	want := []byte("VRNNPARM")
-	want = append(want, 1, 0, 0, 0, 1, 0, 0, 0) // version 1, one tensor
+	want = append(want, 1, 0, 0, 0, 1, 0, 0, 0)   // version 1, one tensor
 	want = append(want, 1, 0, 'w', 1, 2, 0, 0, 0) // name "w", 1 dimension of 2
 	want = append(want, 0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0)
 	if !bytes.Equal(data[:len(data)-4], want) {
