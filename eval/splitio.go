@@ -241,8 +241,9 @@ func writeColdItems(w *bufio.Writer, ds *datasets.Dataset, cold []int32) error {
 // that are in neither file are not in it.
 //
 // The interactions' event type comes from the type column when present, else from
-// split.json's event_type, else it is events.Rating. Errors about the content wrap
-// ErrSplitFile and name the file and line.
+// split.json's event_type, else it is events.Rating. The counts of split.json, when it has
+// them, must match the files. Errors about the content wrap ErrSplitFile and name the file
+// and line.
 func ReadSplit(dir string) (*datasets.Dataset, *Split, error) {
 	metaPath := filepath.Join(dir, SplitMetaFile)
 	raw, err := os.ReadFile(metaPath)
@@ -250,9 +251,11 @@ func ReadSplit(dir string) (*datasets.Dataset, *Split, error) {
 		return nil, nil, fmt.Errorf("read split: %w", err)
 	}
 	var info SplitInfo
+	var present struct{ Counts json.RawMessage }
 	if err := json.Unmarshal(raw, &info); err != nil {
 		return nil, nil, fmt.Errorf("read split: %s: %w: %w", metaPath, ErrSplitFile, err)
 	}
+	_ = json.Unmarshal(raw, &present) // cannot fail where the first decode did not
 	if info.Format != SplitFormatVersion {
 		return nil, nil, fmt.Errorf("read split: %s: %w: format %d, want %d", metaPath, ErrSplitFile, info.Format, SplitFormatVersion)
 	}
@@ -280,8 +283,8 @@ func ReadSplit(dir string) (*datasets.Dataset, *Split, error) {
 	}
 	c := info.Counts
 	ds := b.Dataset()
-	if c.Train != len(sp.Train) || c.Test != len(sp.Test) || c.ColdItems != len(sp.ColdItems) ||
-		c.Users != len(ds.Users) || c.Items != len(ds.Items) {
+	if present.Counts != nil && (c.Train != len(sp.Train) || c.Test != len(sp.Test) || c.ColdItems != len(sp.ColdItems) ||
+		c.Users != len(ds.Users) || c.Items != len(ds.Items)) {
 		return nil, nil, fmt.Errorf("read split: %s: %w: counts say %d train, %d test, %d cold items, %d users, %d items; the files hold %d, %d, %d, %d, %d",
 			metaPath, ErrSplitFile, c.Train, c.Test, c.ColdItems, c.Users, c.Items,
 			len(sp.Train), len(sp.Test), len(sp.ColdItems), len(ds.Users), len(ds.Items))
