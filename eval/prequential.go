@@ -120,8 +120,8 @@ func (p *Prequential) Observe(u *updater.Updater, e *events.Interaction) {
 	}
 }
 
-// rank returns the 0-based rank of the target item among the user's unseen catalog items,
-// or any rank ≥ K when it is a miss.
+// rank returns the 0-based rank of the target item among the user's unseen catalog items
+// (ties counted against it), or any rank ≥ K when it is a miss.
 func (p *Prequential) rank(u *updater.Updater, ranker, user string, target int32, seen map[string]struct{}) (int, bool) {
 	cat := u.Catalog()
 	var scores []float32
@@ -139,10 +139,11 @@ func (p *Prequential) rank(u *updater.Updater, ranker, user string, target int32
 		}
 		scores = s
 	}
+	// Ties rank against the target, as in Evaluate: an item scored equal comes first.
 	st := scores[target]
 	rank := 0
 	for j, s := range scores {
-		if s > st {
+		if s >= st && int32(j) != target {
 			if _, skip := seen[cat[j]]; !skip {
 				rank++
 				if rank >= p.k {
