@@ -28,31 +28,78 @@ func (t *Tape) Conv2D(x, w, b *Node, stride, pad int) *Node {
 		panic(fmt.Sprintf("nn: Conv2D bias of shape %v for %d filters", b.Value.Shape, g.f))
 	}
 	out := t.empty(g.n, g.f, g.oh, g.ow)
-	cols := t.colBufs(g)
-	wv := w.Value.Data
 	var bv []float32
 	if b != nil {
 		bv = b.Value.Data
 	}
-	parallelFor(t.workers, g.n, 1, func(wk, lo, hi int) {
-		col := cols[wk]
-		for i := lo; i < hi; i++ {
-			im2col(g, x.Value.Data[i*g.inLen():(i+1)*g.inLen()], col)
-			o := out.Data[i*g.outLen() : (i+1)*g.outLen()]
-			t.gemm.serial(wk, false, false, g.f, g.p(), g.k(), 1, wv, g.k(), col, g.p(), 0, o, g.p())
-			if bv != nil {
-				for f, bf := range bv {
-					row := o[f*g.p() : (f+1)*g.p()]
-					for j := range row {
-						row[j] += bf
-					}
-				}
-			}
-		}
-	})
+	if useAsmGemm {
+		t.conv2DPacked(g, x.Value.Data, w.Value.Data, bv, out.Data)
+	} else {
+		t.conv2DPlain(g, x.Value.Data, w.Value.Data, bv, out.Data)
+	}
 	n := t.op(out, backConv2D, x, w, b)
 	n.iarg = [6]int{stride, pad}
 	return n
+}
+
+// conv2DPlain is the forward pass through im2col and gemm (the portable path).
+func (t *Tape) conv2DPlain(g conv, x, wv, bv, out []float32) {
+	cols := t.colBufs(g)
+	parallelFor(t.workers, g.n, 1, func(wk, lo, hi int) {
+		col := cols[wk]
+		for i := lo; i < hi; i++ {
+			im2col(g, x[i*g.inLen():(i+1)*g.inLen()], col)
+			o := out[i*g.outLen() : (i+1)*g.outLen()]
+			t.gemm.serial(wk, false, false, g.f, g.p(), g.k(), 1, wv, g.k(), col, g.p(), 0, o, g.p())
+			addBias(g, o, bv)
+		}
+	})
+}
+
+// conv2DPacked is the forward pass for the assembly kernel: the filters are packed once,
+// each image's column matrix is read in place, and the product accumulates onto the bias.
+func (t *Tape) conv2DPacked(g conv, x, wv, bv, out []float32) {
+	pw := t.f32.get(padRows(g.f)*g.k(), false)
+	packAFull(pw, false, wv, g.k(), g.f, g.k(), 1)
+	cols := t.colBufs(g)
+	parallelFor(t.workers, g.n, 1, func(wk, lo, hi int) {
+		col := cols[wk]
+		for i := lo; i < hi; i++ {
+			im2col(g, x[i*g.inLen():(i+1)*g.inLen()], col)
+			o := out[i*g.outLen() : (i+1)*g.outLen()]
+			if bv == nil {
+				clear(o)
+			} else {
+				for f, bf := range bv {
+					row := o[f*g.p() : (f+1)*g.p()]
+					for j := range row {
+						row[j] = bf
+					}
+				}
+			}
+			gemmMixed(g.f, g.p(), g.k(), matA{data: pw, packed: true}, matB{data: col, ld: g.p()}, &t.gemm.bufs[wk], o, g.p())
+		}
+	})
+}
+
+func addBias(g conv, o, bv []float32) {
+	for f, bf := range bv {
+		row := o[f*g.p() : (f+1)*g.p()]
+		for j := range row {
+			row[j] += bf
+		}
+	}
+}
+
+// perWorker returns one arena buffer of size elements for each worker that a loop over
+// n items can use.
+func (t *Tape) perWorker(n, size int) [][]float32 {
+	w := min(t.workers, max(n, 1))
+	bufs := make([][]float32, w)
+	for i := range bufs {
+		bufs[i] = t.f32.get(size, false)
+	}
+	return bufs
 }
 
 // conv is the geometry of a convolution.
@@ -81,91 +128,137 @@ func (g conv) inLen() int  { return g.c * g.inPlane }
 func (g conv) outLen() int { return g.f * g.p() }
 
 // colBufs returns one column buffer per worker from the Tape's arena.
-func (t *Tape) colBufs(g conv) [][]float32 {
-	w := min(t.workers, max(g.n, 1))
-	cols := make([][]float32, w)
-	for i := range cols {
-		cols[i] = t.f32.get(g.k()*g.p(), false)
-	}
-	return cols
+func (t *Tape) colBufs(g conv) [][]float32 { return t.perWorker(g.n, g.k()*g.p()) }
+
+// tap decodes row r of the column matrix into its channel and filter offsets.
+func (g conv) tap(r int) (c, ki, kj int) {
+	return r / g.kArea, (r / g.kw) % g.kh, r % g.kw
+}
+
+// sameShift reports whether im2col can move whole planes: stride 1 and output rows as
+// wide as input rows ("same" padding), so a filter tap is one shift of the whole plane.
+func (g conv) sameShift() bool { return g.stride == 1 && g.ow == g.w }
+
+// tapRows returns, for a filter tap at vertical offset ki, the output rows [oy0, oy1)
+// whose input row lies inside the image.
+func (g conv) tapRows(ki int) (oy0, oy1 int) {
+	dy := ki - g.pad
+	oy0 = min(max(0, -dy), g.oh)
+	oy1 = max(min(g.oh, g.h-dy), oy0)
+	return oy0, oy1
 }
 
 // im2col fills col [C·KH·KW, OH·OW] from one image x [C,H,W].
 func im2col(g conv, x, col []float32) {
 	p := g.p()
-	for c := 0; c < g.c; c++ {
+	for r := 0; r < g.k(); r++ {
+		c, ki, kj := g.tap(r)
 		plane := x[c*g.inPlane : (c+1)*g.inPlane]
-		for ki := 0; ki < g.kh; ki++ {
-			for kj := 0; kj < g.kw; kj++ {
-				row := col[((c*g.kh+ki)*g.kw+kj)*p : ((c*g.kh+ki)*g.kw+kj+1)*p]
-				for oy := 0; oy < g.oh; oy++ {
-					dst := row[oy*g.ow : (oy+1)*g.ow]
-					iy := oy*g.stride - g.pad + ki
-					if iy < 0 || iy >= g.h {
-						clear(dst)
-						continue
-					}
-					src := plane[iy*g.w : (iy+1)*g.w]
-					if g.stride == 1 {
-						// Output columns whose input column ox−pad+kj is inside [0, W).
-						lo := max(0, g.pad-kj)
-						hi := min(g.ow, g.w+g.pad-kj)
-						clear(dst[:lo])
-						if hi > lo {
-							copy(dst[lo:hi], src[lo-g.pad+kj:hi-g.pad+kj])
-						} else {
-							hi = lo
-						}
-						clear(dst[hi:])
-						continue
-					}
-					for ox := range dst {
-						ix := ox*g.stride - g.pad + kj
-						if ix >= 0 && ix < g.w {
-							dst[ox] = src[ix]
-						} else {
-							dst[ox] = 0
-						}
-					}
+		row := col[r*p : (r+1)*p]
+		if g.sameShift() {
+			oy0, oy1 := g.tapRows(ki)
+			clear(row[:oy0*g.ow])
+			clear(row[oy1*g.ow:])
+			dx := kj - g.pad
+			if oy1 > oy0 {
+				shiftedCopy(row[oy0*g.ow:oy1*g.ow], plane, (oy0+ki-g.pad)*g.w+dx)
+				zeroEdgeColumns(row[oy0*g.ow:oy1*g.ow], g.ow, dx)
+			}
+			continue
+		}
+		for oy := 0; oy < g.oh; oy++ {
+			dst := row[oy*g.ow : (oy+1)*g.ow]
+			iy := oy*g.stride - g.pad + ki
+			if iy < 0 || iy >= g.h {
+				clear(dst)
+				continue
+			}
+			src := plane[iy*g.w : (iy+1)*g.w]
+			if g.stride == 1 {
+				shiftedCopy(dst, src, kj-g.pad)
+				continue
+			}
+			for ox := range dst {
+				ix := ox*g.stride - g.pad + kj
+				if ix >= 0 && ix < g.w {
+					dst[ox] = src[ix]
+				} else {
+					dst[ox] = 0
 				}
 			}
 		}
 	}
 }
 
+// shiftedCopy sets dst[i] = src[start+i], or 0 where start+i is outside src.
+func shiftedCopy(dst, src []float32, start int) {
+	lo := min(max(0, -start), len(dst))
+	hi := max(min(len(dst), len(src)-start), lo)
+	clear(dst[:lo])
+	copy(dst[lo:hi], src[start+lo:start+hi])
+	clear(dst[hi:])
+}
+
+// zeroEdgeColumns zeroes, in rows of width w, the columns that a horizontal shift by dx
+// took from outside the row: the first −dx columns or the last dx.
+func zeroEdgeColumns(rows []float32, w, dx int) {
+	if dx == 0 {
+		return
+	}
+	lo, hi := 0, -dx
+	if dx > 0 {
+		lo, hi = w-dx, w
+	}
+	lo, hi = max(lo, 0), min(hi, w)
+	for off := 0; off < len(rows); off += w {
+		clear(rows[off+lo : off+hi])
+	}
+}
+
 // col2im adds the column matrix col back into the image gradient dx [C,H,W]: the adjoint
-// of im2col. Taps are visited in a fixed order.
+// of im2col. Taps are visited in a fixed order. col is scratch: the fast path zeroes the
+// entries that came from padding before adding whole planes.
 func col2im(g conv, col, dx []float32) {
 	p := g.p()
-	for c := 0; c < g.c; c++ {
+	for r := 0; r < g.k(); r++ {
+		c, ki, kj := g.tap(r)
 		plane := dx[c*g.inPlane : (c+1)*g.inPlane]
-		for ki := 0; ki < g.kh; ki++ {
-			for kj := 0; kj < g.kw; kj++ {
-				row := col[((c*g.kh+ki)*g.kw+kj)*p : ((c*g.kh+ki)*g.kw+kj+1)*p]
-				for oy := 0; oy < g.oh; oy++ {
-					iy := oy*g.stride - g.pad + ki
-					if iy < 0 || iy >= g.h {
-						continue
-					}
-					src := row[oy*g.ow : (oy+1)*g.ow]
-					dst := plane[iy*g.w : (iy+1)*g.w]
-					if g.stride == 1 {
-						lo := max(0, g.pad-kj)
-						hi := min(g.ow, g.w+g.pad-kj)
-						if hi > lo {
-							d := dst[lo-g.pad+kj : hi-g.pad+kj]
-							for j, v := range src[lo:hi] {
-								d[j] += v
-							}
-						}
-						continue
-					}
-					for ox, v := range src {
-						ix := ox*g.stride - g.pad + kj
-						if ix >= 0 && ix < g.w {
-							dst[ix] += v
-						}
-					}
+		row := col[r*p : (r+1)*p]
+		if g.sameShift() {
+			oy0, oy1 := g.tapRows(ki)
+			if oy1 == oy0 {
+				continue
+			}
+			d := kj - g.pad
+			src := row[oy0*g.ow : oy1*g.ow]
+			zeroEdgeColumns(src, g.ow, d)
+			start := (oy0+ki-g.pad)*g.w + d
+			lo := max(0, -start)
+			hi := min(len(src), len(plane)-start)
+			if hi > lo {
+				addTo(plane[start+lo:start+hi], src[lo:hi])
+			}
+			continue
+		}
+		for oy := 0; oy < g.oh; oy++ {
+			iy := oy*g.stride - g.pad + ki
+			if iy < 0 || iy >= g.h {
+				continue
+			}
+			src := row[oy*g.ow : (oy+1)*g.ow]
+			dst := plane[iy*g.w : (iy+1)*g.w]
+			if g.stride == 1 {
+				lo := max(0, g.pad-kj)
+				hi := min(g.ow, g.w+g.pad-kj)
+				if hi > lo {
+					addTo(dst[lo-g.pad+kj:hi-g.pad+kj], src[lo:hi])
+				}
+				continue
+			}
+			for ox, v := range src {
+				ix := ox*g.stride - g.pad + kj
+				if ix >= 0 && ix < g.w {
+					dst[ix] += v
 				}
 			}
 		}
@@ -182,9 +275,7 @@ func backConv2D(t *Tape, n *Node) {
 			for f := lo; f < hi; f++ {
 				var s float32
 				for i := 0; i < g.n; i++ {
-					for _, v := range gout[i*g.outLen()+f*g.p() : i*g.outLen()+(f+1)*g.p()] {
-						s += v
-					}
+					s += sum32(gout[i*g.outLen()+f*g.p() : i*g.outLen()+(f+1)*g.p()])
 				}
 				gb[f] += s
 			}
@@ -193,25 +284,60 @@ func backConv2D(t *Tape, n *Node) {
 	if !x.needGrad && !w.needGrad {
 		return
 	}
-	cols := t.colBufs(g)
-	var dcols [][]float32
 	var gx []float32
 	if x.needGrad {
 		gx = t.grad(x).Data
-		dcols = t.colBufs(g)
 	}
 	var partial []float32 // per-image weight gradients, summed in image order below
 	wlen := g.f * g.k()
 	if w.needGrad {
-		partial = t.f32.get(g.n*wlen, false)
+		partial = t.f32.get(g.n*wlen, true)
 	}
-	wv := w.Value.Data
+	if useAsmGemm {
+		t.backConvPacked(g, x.Value.Data, w.Value.Data, gout, gx, partial)
+	} else {
+		t.backConvPlain(g, x.Value.Data, w.Value.Data, gout, gx, partial)
+	}
+	if partial != nil {
+		gw := t.grad(w).Data
+		// The packed path leaves each image's gradient transposed, [K, F].
+		transposed := useAsmGemm
+		k := g.k()
+		parallelFor(t.workers, g.f, 1, func(_, lo, hi int) {
+			for f := lo; f < hi; f++ {
+				dst := gw[f*k : (f+1)*k]
+				for i := 0; i < g.n; i++ {
+					pi := partial[i*wlen : (i+1)*wlen]
+					if transposed {
+						for j := range dst {
+							dst[j] += pi[j*g.f+f]
+						}
+					} else {
+						for j, v := range pi[f*k : (f+1)*k] {
+							dst[j] += v
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// backConvPlain forms the input gradient (into gx, when not nil) and each image's weight
+// gradient [F, K] (into partial, when not nil) through im2col, gemm and col2im.
+func (t *Tape) backConvPlain(g conv, x, wv, gout, gx, partial []float32) {
+	cols := t.colBufs(g)
+	var dcols [][]float32
+	if gx != nil {
+		dcols = t.colBufs(g)
+	}
+	wlen := g.f * g.k()
 	parallelFor(t.workers, g.n, 1, func(wk, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			gi := gout[i*g.outLen() : (i+1)*g.outLen()]
 			if partial != nil {
 				col := cols[wk]
-				im2col(g, x.Value.Data[i*g.inLen():(i+1)*g.inLen()], col)
+				im2col(g, x[i*g.inLen():(i+1)*g.inLen()], col)
 				// dW_i [F, K] = dOut_i [F, P] · colᵀ
 				t.gemm.serial(wk, false, true, g.f, g.k(), g.p(), 1, gi, g.p(), col, g.p(), 0, partial[i*wlen:(i+1)*wlen], g.k())
 			}
@@ -223,17 +349,44 @@ func backConv2D(t *Tape, n *Node) {
 			}
 		}
 	})
-	if partial != nil {
-		gw := t.grad(w).Data
-		parallelFor(t.workers, wlen, 1024, func(_, lo, hi int) {
-			dst := gw[lo:hi]
-			for i := 0; i < g.n; i++ {
-				for j, v := range partial[i*wlen+lo : i*wlen+hi] {
-					dst[j] += v
-				}
-			}
-		})
+}
+
+// backConvPacked is backConvPlain for the assembly kernel: each image's weight gradient
+// is formed transposed, dWᵢᵀ [K, F] = colᵢ · dOutᵢᵀ with colᵢ read in place, and the column
+// gradient is Wᵀ · dOutᵢ with Wᵀ packed once and dOutᵢ read in place.
+func (t *Tape) backConvPacked(g conv, x, wv, gout, gx, partial []float32) {
+	k, p, f := g.k(), g.p(), g.f
+	var pwT []float32
+	var dcols [][]float32
+	if gx != nil {
+		pwT = t.f32.get(padRows(k)*f, false)
+		packAFull(pwT, true, wv, k, k, f, 1)
+		dcols = t.colBufs(g)
 	}
+	var cols, pbufs [][]float32
+	if partial != nil {
+		cols = t.colBufs(g)
+		pbufs = t.perWorker(g.n, p*padCols(f))
+	}
+	wlen := f * k
+	parallelFor(t.workers, g.n, 1, func(wk, lo, hi int) {
+		buf := &t.gemm.bufs[wk]
+		for i := lo; i < hi; i++ {
+			gi := gout[i*g.outLen() : (i+1)*g.outLen()]
+			if partial != nil {
+				col, pb := cols[wk], pbufs[wk]
+				im2col(g, x[i*g.inLen():(i+1)*g.inLen()], col)
+				packBFull(pb, true, gi, p, p, f) // dOutᵢᵀ [P, F]
+				gemmMixed(k, f, p, matA{data: col, ld: p}, matB{data: pb, packed: true}, buf, partial[i*wlen:(i+1)*wlen], f)
+			}
+			if gx != nil {
+				dc := dcols[wk]
+				clear(dc)
+				gemmMixed(k, p, f, matA{data: pwT, packed: true}, matB{data: gi, ld: p}, buf, dc, p)
+				col2im(g, dc, gx[i*g.inLen():(i+1)*g.inLen()])
+			}
+		}
+	})
 }
 
 // MaxPool2D returns the maximum over k×k windows of x [N,C,H,W] taken every stride
@@ -248,6 +401,10 @@ func (t *Tape) MaxPool2D(x *Node, k, stride int) *Node {
 		for pl := lo; pl < hi; pl++ {
 			in := xv[pl*g.h*g.w : (pl+1)*g.h*g.w]
 			base := pl * g.oh * g.ow
+			if k == 2 && stride == 2 {
+				maxPool2x2(in, g.w, out.Data[base:base+g.oh*g.ow], arg[base:base+g.oh*g.ow], g.ow)
+				continue
+			}
 			for oy := 0; oy < g.oh; oy++ {
 				for ox := 0; ox < g.ow; ox++ {
 					best, bi := float32(math.Inf(-1)), -1
@@ -270,6 +427,33 @@ func (t *Tape) MaxPool2D(x *Node, k, stride int) *Node {
 	n.idx = arg
 	n.iarg = [6]int{k, stride}
 	return n
+}
+
+// maxPool2x2 is MaxPool2D with a 2×2 window and stride 2 on one plane of width w, out
+// having rows of ow: the maximum with the builtin max and the (first) arg max by
+// conditional moves, no branches on the data.
+func maxPool2x2(in []float32, w int, out []float32, arg []int32, ow int) {
+	for oy := 0; oy < len(out)/ow; oy++ {
+		r0 := in[2*oy*w : 2*oy*w+2*ow]
+		r1 := in[(2*oy+1)*w : (2*oy+1)*w+2*ow]
+		o := out[oy*ow : (oy+1)*ow]
+		ag := arg[oy*ow : (oy+1)*ow]
+		for ox := range o {
+			a, b, c, d := r0[2*ox], r0[2*ox+1], r1[2*ox], r1[2*ox+1]
+			m := max(max(a, b), max(c, d))
+			j := (2*oy+1)*w + 2*ox + 1
+			if c >= m {
+				j = (2*oy+1)*w + 2*ox
+			}
+			if b >= m {
+				j = 2*oy*w + 2*ox + 1
+			}
+			if a >= m {
+				j = 2*oy*w + 2*ox
+			}
+			o[ox], ag[ox] = m, int32(j)
+		}
+	}
 }
 
 func backMaxPool(t *Tape, n *Node) {

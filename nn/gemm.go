@@ -161,39 +161,162 @@ func gemmBlock(pb *packBuf, tA, tB bool, m0, m1, n0, n1, k int, alpha float32, a
 			for ic := m0; ic < m1; ic += gemmMC {
 				mb := min(gemmMC, m1-ic)
 				packA(pb.a, tA, a, lda, ic, mb, pc, kb, alpha)
-				macroKernel(pb, mb, nb, kb, c, ic, jc, ldc)
+				macroKernel(pb.a, pb.b, &pb.tile, mb, nb, kb, c[ic*ldc+jc:], ldc)
 			}
 		}
 	}
 }
 
-// macroKernel multiplies the packed mb×kb block of A by the packed kb×nb block of B into C
-// at (ic, jc).
-func macroKernel(pb *packBuf, mb, nb, kb int, c []float32, ic, jc, ldc int) {
+// Fully packed operands. Some callers produce a packed operand directly (convolution
+// writes its column matrix in packed form) or reuse one for many products (the filters);
+// they use this layout and gemmPacked:
+//
+//	packed A (m×k): k-block pc (rows pc..pc+kb of the depth) starts at pc·padRows(m);
+//	                within it, row panel q starts at q·kb·MR (see packA)
+//	packed B (k×n): k-block pc starts at pc·padCols(n); column panel q at q·kb·NR (packB)
+
+func padRows(m int) int { return (m + gemmMR - 1) / gemmMR * gemmMR }
+func padCols(n int) int { return (n + gemmNR - 1) / gemmNR * gemmNR }
+
+// packAFull packs all of alpha·op(A) (m×k) into dst (at least padRows(m)·k elements).
+func packAFull(dst []float32, tA bool, a []float32, lda, m, k int, alpha float32) {
+	mp := padRows(m)
+	for pc := 0; pc < k; pc += gemmKC {
+		kb := min(gemmKC, k-pc)
+		packA(dst[pc*mp:pc*mp+mp*kb], tA, a, lda, 0, m, pc, kb, alpha)
+	}
+}
+
+// packBFull packs all of op(B) (k×n) into dst (at least k·padCols(n) elements).
+func packBFull(dst []float32, tB bool, b []float32, ldb, k, n int) {
+	np := padCols(n)
+	for pc := 0; pc < k; pc += gemmKC {
+		kb := min(gemmKC, k-pc)
+		packB(dst[pc*np:pc*np+np*kb], tB, b, ldb, pc, kb, 0, n)
+	}
+}
+
+// gemmPacked adds A·B to C (m×n, row stride ldc) for fully packed A and B, on the calling
+// goroutine, with the scratch tile for edges. The accumulation order per element is that
+// of gemm.
+func gemmPacked(m, n, k int, pa, pb []float32, tile *[gemmMR * gemmNR]float32, c []float32, ldc int) {
+	if !useAsmGemm {
+		panic("nn: gemmPacked without the assembly kernel")
+	}
+	mp, np := padRows(m), padCols(n)
+	for pc := 0; pc < k; pc += gemmKC {
+		kb := min(gemmKC, k-pc)
+		macroKernel(pa[pc*mp:pc*mp+mp*kb], pb[pc*np:pc*np+np*kb], tile, m, n, kb, c, ldc)
+	}
+}
+
+// macroKernel multiplies a packed mb×kb block of A (ap, row panels) by a packed kb×nb
+// block of B (bp, column panels) into C, whose top-left element is c[0].
+func macroKernel(ap, bp []float32, tile *[gemmMR * gemmNR]float32, mb, nb, kb int, c []float32, ldc int) {
 	for jr := 0; jr < nb; jr += gemmNR {
 		nr := min(gemmNR, nb-jr)
-		bp := pb.b[(jr/gemmNR)*kb*gemmNR:]
-		bp = bp[:kb*gemmNR]
+		bpan := bp[(jr/gemmNR)*kb*gemmNR:]
+		bpan = bpan[:kb*gemmNR]
 		for ir := 0; ir < mb; ir += gemmMR {
 			mr := min(gemmMR, mb-ir)
-			ap := pb.a[(ir/gemmMR)*kb*gemmMR:]
-			ap = ap[:kb*gemmMR]
-			off := (ic+ir)*ldc + jc + jr
+			apan := ap[(ir/gemmMR)*kb*gemmMR:]
+			apan = apan[:kb*gemmMR]
+			off := ir*ldc + jr
+			if kb == 0 {
+				continue
+			}
 			if mr == gemmMR && nr == gemmNR {
 				_ = c[off+(gemmMR-1)*ldc+gemmNR-1] // bounds check for the kernel's stores
-				kernel6x16(kb, &ap[0], &bp[0], &c[off], ldc)
+				kernel6x16(kb, &apan[0], 1, gemmMR, &bpan[0], gemmNR, &c[off], ldc)
 				continue
 			}
 			// Edge tile: compute into the zeroed scratch tile (0 + acc is exact, so the
 			// result equals what a full tile would add) and add the valid part.
-			t := &pb.tile
-			clear(t[:])
-			kernel6x16(kb, &ap[0], &bp[0], &t[0], gemmNR)
-			for i := 0; i < mr; i++ {
-				row := c[off+i*ldc : off+i*ldc+nr]
-				for j := range row {
-					row[j] += t[i*gemmNR+j]
+			clear(tile[:])
+			kernel6x16(kb, &apan[0], 1, gemmMR, &bpan[0], gemmNR, &tile[0], gemmNR)
+			addTile(tile, mr, nr, c[off:], ldc)
+		}
+	}
+}
+
+// addTile adds the top-left mr×nr part of the scratch tile to C at c[0].
+func addTile(tile *[gemmMR * gemmNR]float32, mr, nr int, c []float32, ldc int) {
+	for i := 0; i < mr; i++ {
+		row := c[i*ldc : i*ldc+nr]
+		for j := range row {
+			row[j] += tile[i*gemmNR+j]
+		}
+	}
+}
+
+// Operands of gemmMixed: fully packed (the layout above) or row-major, read in place.
+type (
+	matA struct {
+		data   []float32
+		ld     int // row stride when not packed
+		packed bool
+	}
+	matB = matA
+)
+
+// gemmMixed adds A·B to C (m×n, row stride ldc) on the calling goroutine, each operand
+// either fully packed or row-major in place. Full micro-tiles of an in-place operand are
+// read where they lie; partial panels are packed into pb's buffers first. The accumulation
+// order per element is that of gemm.
+func gemmMixed(m, n, k int, a matA, b matB, pb *packBuf, c []float32, ldc int) {
+	if !useAsmGemm {
+		panic("nn: gemmMixed without the assembly kernel")
+	}
+	pb.ensure()
+	mp, np := padRows(m), padCols(n)
+	for pc := 0; pc < k; pc += gemmKC {
+		kb := min(gemmKC, k-pc)
+		if kb == 0 {
+			break
+		}
+		// The partial row panel of an in-place A is packed once per depth block.
+		mFull := m / gemmMR * gemmMR
+		if !a.packed && mFull < m {
+			packA(pb.a, false, a.data, a.ld, mFull, m-mFull, pc, kb, 1)
+		}
+		for jr := 0; jr < n; jr += gemmNR {
+			nr := min(gemmNR, n-jr)
+			var bptr *float32
+			bp := gemmNR
+			switch {
+			case b.packed:
+				bpan := b.data[pc*np+(jr/gemmNR)*kb*gemmNR:]
+				bptr = &bpan[:kb*gemmNR][0]
+			case nr == gemmNR:
+				_ = b.data[(pc+kb-1)*b.ld+jr+gemmNR-1]
+				bptr, bp = &b.data[pc*b.ld+jr], b.ld
+			default:
+				packB(pb.b, false, b.data, b.ld, pc, kb, jr, nr)
+				bptr = &pb.b[:kb*gemmNR][0]
+			}
+			for ir := 0; ir < m; ir += gemmMR {
+				mr := min(gemmMR, m-ir)
+				var aptr *float32
+				ai, ap := 1, gemmMR
+				switch {
+				case a.packed:
+					apan := a.data[pc*mp+(ir/gemmMR)*kb*gemmMR:]
+					aptr = &apan[:kb*gemmMR][0]
+				case mr == gemmMR:
+					_ = a.data[(ir+gemmMR-1)*a.ld+pc+kb-1]
+					aptr, ai, ap = &a.data[ir*a.ld+pc], a.ld, 1
+				default:
+					aptr = &pb.a[:kb*gemmMR][0]
 				}
+				off := ir*ldc + jr
+				if mr == gemmMR && nr == gemmNR {
+					_ = c[off+(gemmMR-1)*ldc+gemmNR-1]
+					kernel6x16(kb, aptr, ai, ap, bptr, bp, &c[off], ldc)
+					continue
+				}
+				clear(pb.tile[:])
+				kernel6x16(kb, aptr, ai, ap, bptr, bp, &pb.tile[0], gemmNR)
+				addTile(&pb.tile, mr, nr, c[off:], ldc)
 			}
 		}
 	}

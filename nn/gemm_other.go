@@ -9,15 +9,18 @@ const useAsmGemm = false
 
 // kernel6x16 is the pure-Go form of the amd64 micro-kernel; gemm does not call it off
 // amd64, it exists so that the package builds everywhere.
-func kernel6x16(k int, a, b, c *float32, ldc int) {
-	as := unsafe.Slice(a, k*gemmMR)
-	bs := unsafe.Slice(b, k*gemmNR)
+func kernel6x16(k int, a *float32, ai, ap int, b *float32, bp int, c *float32, ldc int) {
+	if k == 0 {
+		return
+	}
+	as := unsafe.Slice(a, (gemmMR-1)*ai+(k-1)*ap+1)
+	bs := unsafe.Slice(b, (k-1)*bp+gemmNR)
 	var acc [gemmMR * gemmNR]float32
 	for p := 0; p < k; p++ {
 		for i := 0; i < gemmMR; i++ {
-			av := as[p*gemmMR+i]
+			av := as[i*ai+p*ap]
 			for j := 0; j < gemmNR; j++ {
-				acc[i*gemmNR+j] += av * bs[p*gemmNR+j]
+				acc[i*gemmNR+j] += av * bs[p*bp+j]
 			}
 		}
 	}
@@ -28,3 +31,6 @@ func kernel6x16(k int, a, b, c *float32, ldc int) {
 		}
 	}
 }
+
+// addToAVX is never called off amd64.
+func addToAVX(dst, src *float32, n int) { panic("nn: addToAVX off amd64") }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -113,7 +114,7 @@ func BenchmarkGemm(b *testing.B) {
 			a := randSlice(rng, s.m*s.k)
 			bb := randSlice(rng, s.k*s.n)
 			c := make([]float32, s.m*s.n)
-			g := newGemmer(2)
+			g := newGemmer(runtime.GOMAXPROCS(0))
 			for b.Loop() {
 				g.gemm(s.tA, s.tB, s.m, s.n, s.k, 1, a, lda, bb, ldb, 0, c, s.n)
 			}

@@ -182,9 +182,4 @@ func (t *Tape) AddScalar(a *Node, s float32) *Node {
 }
 
 // backIdentity passes the gradient through unchanged (same number of elements).
-func backIdentity(t *Tape, r *Node) {
-	ga := t.grad(r.a).Data
-	for i, g := range r.Grad.Data {
-		ga[i] += g
-	}
-}
+func backIdentity(t *Tape, r *Node) { addTo(t.grad(r.a).Data, r.Grad.Data) }

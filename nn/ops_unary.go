@@ -91,12 +91,11 @@ func unaryRun(kind unaryKind, y, x []float32) {
 			y[i] = sigmoid(v)
 		}
 	case unReLU:
+		// Branch-free: clear the value when its sign bit is set (−0 and negative NaNs
+		// included). Signs of activations are unpredictable, so a branch mispredicts often.
 		for i, v := range x {
-			if v > 0 {
-				y[i] = v
-			} else {
-				y[i] = 0
-			}
+			b := math.Float32bits(v)
+			y[i] = math.Float32frombits(b &^ uint32(int32(b)>>31))
 		}
 	case unTanh:
 		for i, v := range x {
@@ -155,10 +154,11 @@ func unaryBack(kind unaryKind, ga, g, x, y []float32) {
 			ga[i] += gi * y[i] * (1 - y[i])
 		}
 	case unReLU:
+		// Branch-free: pass g where the output is non-zero (x > 0). The output has no sign
+		// bit, so −bits is negative exactly when it is non-zero.
 		for i, gi := range g {
-			if x[i] > 0 {
-				ga[i] += gi
-			}
+			m := uint32(-int32(math.Float32bits(y[i])) >> 31)
+			ga[i] += math.Float32frombits(math.Float32bits(gi) & m)
 		}
 	case unTanh:
 		for i, gi := range g {
