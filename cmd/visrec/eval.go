@@ -101,8 +101,8 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 
 	addRow("popularity", eval.Evaluate(eval.NewPopularityScorer(len(ds.Items), sp.Train), len(ds.Items), sp.Train, sp.Test, cuts, eo), 0)
 	var curves []report.Series
-	for _, m := range ms {
-		name := mf.label(m.Name())
+	for i, m := range ms {
+		name := mf.labels()[i]
 		bar := newBar(int64(*epochs), "training "+name)
 		curve := report.Series{Name: name}
 		var evalTime time.Duration
@@ -231,7 +231,10 @@ func runPrequential(ctx context.Context, ds *datasets.Dataset, mf *modelFlags, k
 	total, cold := preq.Total(), preq.Cold()
 	var series []report.Series
 	for r, name := range preq.Rankers() {
-		label := mf.label(name)
+		label := name
+		if r < len(ms) {
+			label = mf.labels()[r]
+		}
 		tbl.AddRow(label, total[r].Recall(), total[r].NDCG(), total[r].N, cold[r].Recall(), cold[r].NDCG(), cold[r].N)
 		s := report.Series{Name: label}
 		for w, point := range preq.Curve() {

@@ -89,12 +89,14 @@ func (m *modelFlags) build() ([]models.Online, updater.Options, error) {
 	return ms, opts, nil
 }
 
-// label names a model for tables: the implicit MF runs under the name "mf".
-func (m *modelFlags) label(name string) string {
-	if name == "mf" && strings.Contains(m.names, "mf-implicit") {
-		return "mf-implicit"
+// labels are the names the user gave the models, in build order ("mf-implicit" runs under
+// the model name "mf").
+func (m *modelFlags) labels() []string {
+	var out []string
+	for _, n := range strings.Split(m.names, ",") {
+		out = append(out, strings.TrimSpace(n))
 	}
-	return name
+	return out
 }
 
 // openRedis connects to Redis at addr and checks that it answers.
