@@ -23,8 +23,10 @@ type JSONLOptions struct {
 
 // Event returns interaction i as an event-schema-v1 interaction with external ids. A rating
 // carries its value; other types carry it only when it is not the implicit 1.
-func (d *Dataset) Event(i int) events.Interaction {
-	x := d.Interactions[i]
+func (d *Dataset) Event(i int) events.Interaction { return d.EventOf(d.Interactions[i]) }
+
+// EventOf is Event for an interaction of d held elsewhere (a split's train or test part).
+func (d *Dataset) EventOf(x Interaction) events.Interaction {
 	e := events.Interaction{Type: x.Type, User: d.Users[x.User], Item: d.Items[x.Item], Timestamp: x.TS, Value: x.Value}
 	e.HasValue = x.Type == events.Rating || x.Value != 1
 	if !e.HasValue {

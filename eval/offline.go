@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 
 	"github.com/visrec/visrec/datasets"
-	"github.com/visrec/visrec/events"
 	"github.com/visrec/visrec/featurestore"
 	"github.com/visrec/visrec/models"
 	"github.com/visrec/visrec/updater"
@@ -47,15 +46,12 @@ func TrainOnline(ctx context.Context, ds *datasets.Dataset, train []datasets.Int
 		order[i] = i
 	}
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x5eed))
-	var ev events.Interaction
 	for epoch := 0; epoch < opts.Epochs; epoch++ {
 		if opts.Seed != 0 {
 			rng.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
 		}
 		for n, i := range order {
-			x := &train[i]
-			ev = events.Interaction{Type: x.Type, User: ds.Users[x.User], Item: ds.Items[x.Item],
-				Timestamp: x.TS, Value: x.Value, HasValue: x.Type == events.Rating}
+			ev := ds.EventOf(train[i])
 			pos := updater.Position{Topic: "train", Offset: int64(epoch*len(train) + n)}
 			if err := upd.Apply(ctx, &ev, pos); err != nil {
 				return nil, err

@@ -16,7 +16,6 @@ import (
 	"github.com/visrec/visrec/datasets"
 	"github.com/visrec/visrec/eval"
 	"github.com/visrec/visrec/eval/report"
-	"github.com/visrec/visrec/events"
 	"github.com/visrec/visrec/featurestore"
 	"github.com/visrec/visrec/updater"
 )
@@ -206,10 +205,8 @@ func runPrequential(ctx context.Context, ds *datasets.Dataset, mf *modelFlags, k
 	preq.MinPositiveRating = uopts.MinPositiveRating
 	upd.SetObserver(preq)
 	bar := newBar(int64(len(ds.Interactions)), "prequential")
-	var ev events.Interaction
-	for i, x := range ds.Interactions {
-		ev = events.Interaction{Type: x.Type, User: ds.Users[x.User], Item: ds.Items[x.Item],
-			Timestamp: x.TS, Value: x.Value, HasValue: x.Type == events.Rating}
+	for i := range ds.Interactions {
+		ev := ds.Event(i)
 		if err := upd.Apply(ctx, &ev, updater.Position{Topic: "log", Offset: int64(i)}); err != nil {
 			return err
 		}
