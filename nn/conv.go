@@ -77,7 +77,7 @@ func (t *Tape) conv2DPacked(g conv, x, wv, bv, out []float32) {
 					}
 				}
 			}
-			gemmMixed(g.f, g.p(), g.k(), matA{data: pw, packed: true}, matB{data: col, ld: g.p()}, &t.gemm.bufs[wk], o, g.p())
+			gemmMixed(g.f, g.p(), g.k(), matA{data: pw, packed: true}, matB{data: col, ld: g.p()}, &t.gemm.bufs[wk], o, g.p(), true)
 		}
 	})
 }
@@ -291,7 +291,7 @@ func backConv2D(t *Tape, n *Node) {
 	var partial []float32 // per-image weight gradients, summed in image order below
 	wlen := g.f * g.k()
 	if w.needGrad {
-		partial = t.f32.get(g.n*wlen, true)
+		partial = t.f32.get(g.n*wlen, false) // every image overwrites its part
 	}
 	if useAsmGemm {
 		t.backConvPacked(g, x.Value.Data, w.Value.Data, gout, gx, partial)
@@ -377,12 +377,11 @@ func (t *Tape) backConvPacked(g conv, x, wv, gout, gx, partial []float32) {
 				col, pb := cols[wk], pbufs[wk]
 				im2col(g, x[i*g.inLen():(i+1)*g.inLen()], col)
 				packBFull(pb, true, gi, p, p, f) // dOutᵢᵀ [P, F]
-				gemmMixed(k, f, p, matA{data: col, ld: p}, matB{data: pb, packed: true}, buf, partial[i*wlen:(i+1)*wlen], f)
+				gemmMixed(k, f, p, matA{data: col, ld: p}, matB{data: pb, packed: true}, buf, partial[i*wlen:(i+1)*wlen], f, false)
 			}
 			if gx != nil {
 				dc := dcols[wk]
-				clear(dc)
-				gemmMixed(k, p, f, matA{data: pwT, packed: true}, matB{data: gi, ld: p}, buf, dc, p)
+				gemmMixed(k, p, f, matA{data: pwT, packed: true}, matB{data: gi, ld: p}, buf, dc, p, false)
 				col2im(g, dc, gx[i*g.inLen():(i+1)*g.inLen()])
 			}
 		}
@@ -430,30 +429,38 @@ func (t *Tape) MaxPool2D(x *Node, k, stride int) *Node {
 }
 
 // maxPool2x2 is MaxPool2D with a 2×2 window and stride 2 on one plane of width w, out
-// having rows of ow: the maximum with the builtin max and the (first) arg max by
-// conditional moves, no branches on the data.
+// having rows of ow. It compares order-preserving integer keys of the values, so the
+// selections compile to conditional moves: pooling inputs are unpredictable, and float
+// max sequences serialise on partial-register updates. Ties go to the first element.
 func maxPool2x2(in []float32, w int, out []float32, arg []int32, ow int) {
 	for oy := 0; oy < len(out)/ow; oy++ {
-		r0 := in[2*oy*w : 2*oy*w+2*ow]
-		r1 := in[(2*oy+1)*w : (2*oy+1)*w+2*ow]
+		i0, i1 := 2*oy*w, (2*oy+1)*w
+		r0 := in[i0 : i0+2*ow]
+		r1 := in[i1 : i1+2*ow]
 		o := out[oy*ow : (oy+1)*ow]
 		ag := arg[oy*ow : (oy+1)*ow]
 		for ox := range o {
-			a, b, c, d := r0[2*ox], r0[2*ox+1], r1[2*ox], r1[2*ox+1]
-			m := max(max(a, b), max(c, d))
-			j := (2*oy+1)*w + 2*ox + 1
-			if c >= m {
-				j = (2*oy+1)*w + 2*ox
-			}
-			if b >= m {
-				j = 2*oy*w + 2*ox + 1
-			}
-			if a >= m {
-				j = 2*oy*w + 2*ox
-			}
-			o[ox], ag[ox] = m, int32(j)
+			best, j := int64(floatKey(r0[2*ox])), int64(i0+2*ox)
+			best, j = keepMax(best, j, int64(floatKey(r0[2*ox+1])), int64(i0+2*ox+1))
+			best, j = keepMax(best, j, int64(floatKey(r1[2*ox])), int64(i1+2*ox))
+			_, j = keepMax(best, j, int64(floatKey(r1[2*ox+1])), int64(i1+2*ox+1))
+			o[ox], ag[ox] = in[j], int32(j)
 		}
 	}
+}
+
+// keepMax returns (k, jk) when k > best and (best, j) otherwise, by arithmetic (keys are
+// int32 values, so the difference cannot overflow).
+func keepMax(best, j, k, jk int64) (int64, int64) {
+	m := (best - k) >> 63 // all ones when k > best
+	return best ^ ((best ^ k) & m), j ^ ((j ^ jk) & m)
+}
+
+// floatKey maps a float32 to an int32 that orders like the float (−0 just below +0; NaNs
+// at the ends).
+func floatKey(x float32) int32 {
+	b := int32(math.Float32bits(x))
+	return b ^ (b >> 31 & 0x7fffffff)
 }
 
 func backMaxPool(t *Tape, n *Node) {

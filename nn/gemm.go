@@ -71,26 +71,29 @@ func (g *gemmer) gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda 
 		gonumGemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	scaleC(m, n, beta, c, ldc)
-	if k == 0 || alpha == 0 {
-		return
+	if k == 0 || alpha == 0 || beta != 0 {
+		scaleC(m, n, beta, c, ldc)
+		if k == 0 || alpha == 0 {
+			return
+		}
 	}
+	acc := beta != 0 // with beta 0 the first depth block overwrites C
 	w := g.workers
 	if w > 1 && m*n*k >= gemmParallelMin {
 		switch {
 		case m >= w*4*gemmMR:
 			g.split(w, m, gemmMR, func(i, lo, hi int) {
-				gemmBlock(&g.bufs[i], tA, tB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
+				gemmBlock(&g.bufs[i], tA, tB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc, acc)
 			})
 			return
 		case n >= w*2*gemmNR:
 			g.split(w, n, gemmNR, func(i, lo, hi int) {
-				gemmBlock(&g.bufs[i], tA, tB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, c, ldc)
+				gemmBlock(&g.bufs[i], tA, tB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, c, ldc, acc)
 			})
 			return
 		}
 	}
-	gemmBlock(&g.bufs[0], tA, tB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
+	gemmBlock(&g.bufs[0], tA, tB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc, acc)
 }
 
 // serial is gemm on the calling goroutine with worker i's buffers. Parallel ops (conv over
@@ -103,11 +106,13 @@ func (g *gemmer) serial(i int, tA, tB bool, m, n, k int, alpha float32, a []floa
 		gonumGemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	scaleC(m, n, beta, c, ldc)
-	if k == 0 || alpha == 0 {
-		return
+	if k == 0 || alpha == 0 || beta != 0 {
+		scaleC(m, n, beta, c, ldc)
+		if k == 0 || alpha == 0 {
+			return
+		}
 	}
-	gemmBlock(&g.bufs[i], tA, tB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
+	gemmBlock(&g.bufs[i], tA, tB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc, beta != 0)
 }
 
 // split cuts [0,n) into w contiguous ranges whose starts are multiples of align and runs
@@ -149,9 +154,9 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 	}
 }
 
-// gemmBlock adds alpha·op(A)·op(B) to the block of C with rows [m0,m1) and columns
-// [n0,n1), on the calling goroutine.
-func gemmBlock(pb *packBuf, tA, tB bool, m0, m1, n0, n1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+// gemmBlock computes alpha·op(A)·op(B) into the block of C with rows [m0,m1) and columns
+// [n0,n1), on the calling goroutine: added to C when acc is set, overwriting it otherwise.
+func gemmBlock(pb *packBuf, tA, tB bool, m0, m1, n0, n1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool) {
 	pb.ensure()
 	for jc := n0; jc < n1; jc += gemmNC {
 		nb := min(gemmNC, n1-jc)
@@ -161,15 +166,14 @@ func gemmBlock(pb *packBuf, tA, tB bool, m0, m1, n0, n1, k int, alpha float32, a
 			for ic := m0; ic < m1; ic += gemmMC {
 				mb := min(gemmMC, m1-ic)
 				packA(pb.a, tA, a, lda, ic, mb, pc, kb, alpha)
-				macroKernel(pb.a, pb.b, &pb.tile, mb, nb, kb, c[ic*ldc+jc:], ldc)
+				macroKernel(pb.a, pb.b, &pb.tile, mb, nb, kb, c[ic*ldc+jc:], ldc, acc || pc > 0)
 			}
 		}
 	}
 }
 
-// Fully packed operands. Some callers produce a packed operand directly (convolution
-// writes its column matrix in packed form) or reuse one for many products (the filters);
-// they use this layout and gemmPacked:
+// Fully packed operands. Callers that reuse an operand for many products (convolution
+// filters) pack it once in this layout and pass it to gemmMixed:
 //
 //	packed A (m×k): k-block pc (rows pc..pc+kb of the depth) starts at pc·padRows(m);
 //	                within it, row panel q starts at q·kb·MR (see packA)
@@ -196,23 +200,10 @@ func packBFull(dst []float32, tB bool, b []float32, ldb, k, n int) {
 	}
 }
 
-// gemmPacked adds A·B to C (m×n, row stride ldc) for fully packed A and B, on the calling
-// goroutine, with the scratch tile for edges. The accumulation order per element is that
-// of gemm.
-func gemmPacked(m, n, k int, pa, pb []float32, tile *[gemmMR * gemmNR]float32, c []float32, ldc int) {
-	if !useAsmGemm {
-		panic("nn: gemmPacked without the assembly kernel")
-	}
-	mp, np := padRows(m), padCols(n)
-	for pc := 0; pc < k; pc += gemmKC {
-		kb := min(gemmKC, k-pc)
-		macroKernel(pa[pc*mp:pc*mp+mp*kb], pb[pc*np:pc*np+np*kb], tile, m, n, kb, c, ldc)
-	}
-}
-
 // macroKernel multiplies a packed mb×kb block of A (ap, row panels) by a packed kb×nb
-// block of B (bp, column panels) into C, whose top-left element is c[0].
-func macroKernel(ap, bp []float32, tile *[gemmMR * gemmNR]float32, mb, nb, kb int, c []float32, ldc int) {
+// block of B (bp, column panels) into C, whose top-left element is c[0]: added to C when
+// add is set, overwriting it otherwise.
+func macroKernel(ap, bp []float32, tile *[gemmMR * gemmNR]float32, mb, nb, kb int, c []float32, ldc int, add bool) {
 	for jr := 0; jr < nb; jr += gemmNR {
 		nr := min(gemmNR, nb-jr)
 		bpan := bp[(jr/gemmNR)*kb*gemmNR:]
@@ -227,14 +218,17 @@ func macroKernel(ap, bp []float32, tile *[gemmMR * gemmNR]float32, mb, nb, kb in
 			}
 			if mr == gemmMR && nr == gemmNR {
 				_ = c[off+(gemmMR-1)*ldc+gemmNR-1] // bounds check for the kernel's stores
-				kernel6x16(kb, &apan[0], 1, gemmMR, &bpan[0], gemmNR, &c[off], ldc)
+				kernel6x16(kb, &apan[0], 1, gemmMR, &bpan[0], gemmNR, &c[off], ldc, add)
 				continue
 			}
-			// Edge tile: compute into the zeroed scratch tile (0 + acc is exact, so the
-			// result equals what a full tile would add) and add the valid part.
-			clear(tile[:])
-			kernel6x16(kb, &apan[0], 1, gemmMR, &bpan[0], gemmNR, &tile[0], gemmNR)
-			addTile(tile, mr, nr, c[off:], ldc)
+			// Edge tile: compute into the scratch tile and add the valid part; C gets the
+			// same sum a full tile would add.
+			kernel6x16(kb, &apan[0], 1, gemmMR, &bpan[0], gemmNR, &tile[0], gemmNR, false)
+			if add {
+				addTile(tile, mr, nr, c[off:], ldc)
+			} else {
+				setTile(tile, mr, nr, c[off:], ldc)
+			}
 		}
 	}
 }
@@ -249,6 +243,13 @@ func addTile(tile *[gemmMR * gemmNR]float32, mr, nr int, c []float32, ldc int) {
 	}
 }
 
+// setTile copies the top-left mr×nr part of the scratch tile to C at c[0].
+func setTile(tile *[gemmMR * gemmNR]float32, mr, nr int, c []float32, ldc int) {
+	for i := 0; i < mr; i++ {
+		copy(c[i*ldc:i*ldc+nr], tile[i*gemmNR:i*gemmNR+nr])
+	}
+}
+
 // Operands of gemmMixed: fully packed (the layout above) or row-major, read in place.
 type (
 	matA struct {
@@ -259,11 +260,12 @@ type (
 	matB = matA
 )
 
-// gemmMixed adds A·B to C (m×n, row stride ldc) on the calling goroutine, each operand
-// either fully packed or row-major in place. Full micro-tiles of an in-place operand are
-// read where they lie; partial panels are packed into pb's buffers first. The accumulation
-// order per element is that of gemm.
-func gemmMixed(m, n, k int, a matA, b matB, pb *packBuf, c []float32, ldc int) {
+// gemmMixed computes A·B into C (m×n, row stride ldc) on the calling goroutine, adding
+// to C when acc is set and overwriting it otherwise (then C need not be initialised), each
+// operand either fully packed or row-major in place. Full micro-tiles of an in-place
+// operand are read where they lie; partial panels are packed into pb's buffers first. The
+// accumulation order per element is that of gemm.
+func gemmMixed(m, n, k int, a matA, b matB, pb *packBuf, c []float32, ldc int, acc bool) {
 	if !useAsmGemm {
 		panic("nn: gemmMixed without the assembly kernel")
 	}
@@ -309,14 +311,18 @@ func gemmMixed(m, n, k int, a matA, b matB, pb *packBuf, c []float32, ldc int) {
 					aptr = &pb.a[:kb*gemmMR][0]
 				}
 				off := ir*ldc + jr
+				add := acc || pc > 0
 				if mr == gemmMR && nr == gemmNR {
 					_ = c[off+(gemmMR-1)*ldc+gemmNR-1]
-					kernel6x16(kb, aptr, ai, ap, bptr, bp, &c[off], ldc)
+					kernel6x16(kb, aptr, ai, ap, bptr, bp, &c[off], ldc, add)
 					continue
 				}
-				clear(pb.tile[:])
-				kernel6x16(kb, aptr, ai, ap, bptr, bp, &pb.tile[0], gemmNR)
-				addTile(&pb.tile, mr, nr, c[off:], ldc)
+				kernel6x16(kb, aptr, ai, ap, bptr, bp, &pb.tile[0], gemmNR, false)
+				if add {
+					addTile(&pb.tile, mr, nr, c[off:], ldc)
+				} else {
+					setTile(&pb.tile, mr, nr, c[off:], ldc)
+				}
 			}
 		}
 	}

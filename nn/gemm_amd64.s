@@ -1,12 +1,13 @@
 #include "textflag.h"
 
-// func kernel6x16(k int, a *float32, ai, ap int, b *float32, bp int, c *float32, ldc int)
+// func kernel6x16(k int, a *float32, ai, ap int, b *float32, bp int, c *float32, ldc int, add bool)
 //
-// c[i*ldc+j] += sum over p < k of a[i*ai+p*ap] * b[p*bp+j], for i < 6, j < 16 (strides in
-// elements). Registers: Y0-Y11 accumulate the 6x16 tile (two 8-wide halves per row),
-// Y12-Y13 hold a row of B, Y14-Y15 a broadcast element of A. SI and R10 address rows 0
-// and 3 of A (rows 1, 2, 4, 5 via the row stride R9).
-TEXT ·kernel6x16(SB), NOSPLIT, $0-64
+// c[i*ldc+j] (+)= sum over p < k of a[i*ai+p*ap] * b[p*bp+j], for i < 6, j < 16 (strides in
+// elements; the sum is added to C when add is set and stored otherwise). Registers: Y0-Y11
+// accumulate the 6x16 tile (two 8-wide halves per row), Y12-Y13 hold a row of B, Y14-Y15
+// a broadcast element of A. SI and R10 address rows 0 and 3 of A (rows 1, 2, 4, 5 via the
+// row stride R9).
+TEXT ·kernel6x16(SB), NOSPLIT, $0-65
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ ai+16(FP), R9
@@ -62,6 +63,9 @@ loop:
 	DECQ CX
 	JNZ loop
 store:
+	MOVBLZX add+64(FP), AX
+	TESTQ AX, AX
+	JE overwrite
 	VADDPS (DX), Y0, Y0
 	VMOVUPS Y0, (DX)
 	VADDPS 32(DX), Y1, Y1
@@ -90,6 +94,26 @@ store:
 	VADDPS (DX), Y10, Y10
 	VMOVUPS Y10, (DX)
 	VADDPS 32(DX), Y11, Y11
+	VMOVUPS Y11, 32(DX)
+	VZEROUPPER
+	RET
+overwrite:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y2, (DX)
+	VMOVUPS Y3, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y4, (DX)
+	VMOVUPS Y5, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y6, (DX)
+	VMOVUPS Y7, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y8, (DX)
+	VMOVUPS Y9, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y10, (DX)
 	VMOVUPS Y11, 32(DX)
 	VZEROUPPER
 	RET

@@ -9,7 +9,7 @@ const useAsmGemm = false
 
 // kernel6x16 is the pure-Go form of the amd64 micro-kernel; gemm does not call it off
 // amd64, it exists so that the package builds everywhere.
-func kernel6x16(k int, a *float32, ai, ap int, b *float32, bp int, c *float32, ldc int) {
+func kernel6x16(k int, a *float32, ai, ap int, b *float32, bp int, c *float32, ldc int, add bool) {
 	if k == 0 {
 		return
 	}
@@ -27,7 +27,11 @@ func kernel6x16(k int, a *float32, ai, ap int, b *float32, bp int, c *float32, l
 	cs := unsafe.Slice(c, (gemmMR-1)*ldc+gemmNR)
 	for i := 0; i < gemmMR; i++ {
 		for j := 0; j < gemmNR; j++ {
-			cs[i*ldc+j] += acc[i*gemmNR+j]
+			if add {
+				cs[i*ldc+j] += acc[i*gemmNR+j]
+			} else {
+				cs[i*ldc+j] = acc[i*gemmNR+j]
+			}
 		}
 	}
 }
