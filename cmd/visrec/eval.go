@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,6 +41,7 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 	out := fs.String("out", "", "write <out>/<data>-<split>.md and .csv")
 	results := fs.String("results", "", "also replace-or-append this run's section in a Markdown file (e.g. docs/results.md)")
 	writeSplit := fs.String("write-split", "", "write the split files here (for bench/peers)")
+	peers := fs.String("peers", "", "add the rows of this bench/peers CSV (same split files) to the table")
 	epochCurve := fs.Bool("epoch-curve", false, "evaluate after every epoch and plot Recall@K against epochs (needs --out)")
 	var mf modelFlags
 	mf.register(fs)
@@ -135,6 +137,11 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 		addRow(name, eval.Evaluate(s, len(ds.Items), sp.Train, sp.Test, cuts, eo), trainTime)
 	}
 
+	if *peers != "" {
+		if err := addPeerRows(&tbl, *peers, cuts); err != nil {
+			return err
+		}
+	}
 	base := fmt.Sprintf("%s-%s", ds.Name, sp.Kind)
 	extra := ""
 	if *epochCurve && *out != "" {
@@ -291,4 +298,56 @@ func parseInts(s string) ([]int, error) {
 		return nil, errors.New("no cut-off")
 	}
 	return out, nil
+}
+
+// addPeerRows appends the rows of a bench/peers CSV (columns library, model, train_seconds,
+// auc, recall@K, ndcg@K, users) to tbl, in tbl's columns.
+func addPeerRows(tbl *report.Table, path string, cuts []int) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if len(recs) < 1 {
+		return fmt.Errorf("%s: empty", path)
+	}
+	col := make(map[string]int)
+	for i, h := range recs[0] {
+		col[strings.ToLower(strings.TrimSpace(h))] = i
+	}
+	for _, need := range []string{"library", "model", "auc", "users", "train_seconds"} {
+		if _, ok := col[need]; !ok {
+			return fmt.Errorf("%s: no %q column", path, need)
+		}
+	}
+	get := func(rec []string, name string) string {
+		if i, ok := col[name]; ok && i < len(rec) {
+			return rec[i]
+		}
+		return ""
+	}
+	num := func(rec []string, name string) string {
+		v := get(rec, name)
+		if x, err := strconv.ParseFloat(v, 64); err == nil {
+			return report.FormatCell(x)
+		}
+		return v
+	}
+	for _, rec := range recs[1:] {
+		row := []string{get(rec, "library") + " " + get(rec, "model"), num(rec, "auc")}
+		for _, k := range cuts {
+			row = append(row, num(rec, fmt.Sprintf("recall@%d", k)), num(rec, fmt.Sprintf("ndcg@%d", k)))
+		}
+		train := get(rec, "train_seconds")
+		if x, err := strconv.ParseFloat(train, 64); err == nil {
+			train = report.FormatCell(time.Duration(x * float64(time.Second)))
+		}
+		row = append(row, get(rec, "users"), train)
+		tbl.Rows = append(tbl.Rows, row)
+	}
+	return nil
 }
