@@ -71,6 +71,9 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 		if err := eval.WriteSplit(*writeSplit, ds, sp, eval.SplitMeta{Command: command}); err != nil {
 			return err
 		}
+		if err := writeFeatures(*writeSplit, ds); err != nil {
+			return err
+		}
 	}
 
 	ms, uopts, err := mf.build()
@@ -350,4 +353,34 @@ func addPeerRows(tbl *report.Table, path string, cuts []int) error {
 		tbl.Rows = append(tbl.Rows, row)
 	}
 	return nil
+}
+
+// writeFeatures writes the item features of ds, when it has any, beside split files:
+// features.npy (one row per item that has features) and features_ids.txt (its item ids).
+func writeFeatures(dir string, ds *datasets.Dataset) error {
+	if ds.FeatureDim == 0 {
+		return nil
+	}
+	m := &datasets.Matrix{Cols: ds.FeatureDim}
+	var ids strings.Builder
+	for i, f := range ds.Features {
+		if f == nil {
+			continue
+		}
+		m.Data = append(m.Data, f...)
+		m.Rows++
+		ids.WriteString(ds.Items[i] + "\n")
+	}
+	f, err := os.Create(filepath.Join(dir, "features.npy"))
+	if err != nil {
+		return err
+	}
+	if err := datasets.WriteNPY(f, m); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "features_ids.txt"), []byte(ids.String()), 0o644)
 }
