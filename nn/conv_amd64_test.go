@@ -3,10 +3,13 @@ package nn
 import (
 	"math"
 	"testing"
+
+	"golang.org/x/sys/cpu"
 )
 
-// TestConvPathsAgree runs the convolution on packed operands (the assembly kernel) and
-// through im2col and gonum (the portable path) and compares outputs and gradients.
+// TestConvPathsAgree runs the convolution on packed operands (the assembly kernels) and
+// through im2col and gonum (the portable path) and compares outputs and gradients; the
+// assembly kernels must agree bit for bit.
 func TestConvPathsAgree(t *testing.T) {
 	if !useAsmGemm {
 		t.Skip("no assembly kernel on this CPU")
@@ -31,6 +34,19 @@ func TestConvPathsAgree(t *testing.T) {
 			return []*Tensor{out.Value.Clone(), x.Grad.Clone(), w.Grad.Clone(), b.Grad.Clone()}
 		}
 		want, got := run(false), run(true)
+		// The packed path gives the same bits with every micro-kernel.
+		for _, kn := range testKernels() {
+			old := setKernel(kn)
+			again := run(true)
+			setKernel(old)
+			for i := range got {
+				for j, v := range again[i].Data {
+					if math.Float32bits(v) != math.Float32bits(got[i].Data[j]) {
+						t.Fatalf("%v: kernel %dx%d changes tensor %d element %d", c, kn.mr, kn.nr, i, j)
+					}
+				}
+			}
+		}
 		for i := range want {
 			for j := range want[i].Data {
 				a, e := float64(got[i].Data[j]), float64(want[i].Data[j])
@@ -40,4 +56,16 @@ func TestConvPathsAgree(t *testing.T) {
 			}
 		}
 	}
+}
+
+// testKernels lists the micro-kernels this CPU can run.
+func testKernels() []microKernel {
+	if !useAsmGemm {
+		return nil
+	}
+	ks := []microKernel{kernelAVX2}
+	if cpu.X86.HasAVX512F {
+		ks = append(ks, kernelAVX512)
+	}
+	return ks
 }

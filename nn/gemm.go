@@ -21,21 +21,48 @@ import (
 // differently, so results differ between machines with and without AVX2/FMA.)
 
 const (
-	gemmMR = 6    // rows of the micro-tile
-	gemmNR = 16   // columns of the micro-tile (two 8-wide AVX registers)
 	gemmKC = 256  // depth of a packed block
-	gemmMC = 120  // rows of a packed A block (a multiple of gemmMR)
-	gemmNC = 1024 // columns of a packed B block (a multiple of gemmNR)
+	gemmMC = 120  // rows of a packed A block (a multiple of every kernel's MR)
+	gemmNC = 1024 // columns of a packed B block (a multiple of every kernel's NR)
+
+	maxMR, maxNR = 8, 32 // the largest micro-tile of any kernel
 
 	// gemmParallelMin is the number of multiply-adds below which a product runs on the
 	// calling goroutine only.
 	gemmParallelMin = 1 << 17
 )
 
+// microKernel computes an MR×NR tile of C from a k-deep panel of A and one of B:
+// s[i][j] = Σ_p a[i·ai+p·ap]·b[p·bp+j], formed in registers in order of p with fused
+// multiply-adds, then c[i·ldc+j] += s[i][j] when add is set, c[i·ldc+j] = s[i][j]
+// otherwise. Strides are in elements: a packed A panel has ai = 1, ap = MR, a packed B
+// panel bp = NR; a row-major operand is read in place with ai = lda, ap = 1, or bp = ldb.
+// The caller guarantees the bounds. Every kernel computes each element by the same
+// sequence of operations, so the choice of kernel does not change results.
+type microKernel struct {
+	mr, nr int
+	fn     func(k int, a *float32, ai, ap int, b *float32, bp int, c *float32, ldc int, add bool)
+}
+
+// The micro-kernel in use, chosen at start-up from the CPU's features (see
+// gemm_amd64.go) and constant afterwards; gemmMR and gemmNR are its tile.
+var (
+	kern           = defaultKernel()
+	gemmMR, gemmNR = kern.mr, kern.nr
+)
+
+// setKernel switches the micro-kernel and returns the previous one. Only tests call it,
+// with no product in flight.
+func setKernel(k microKernel) microKernel {
+	old := kern
+	kern, gemmMR, gemmNR = k, k.mr, k.nr
+	return old
+}
+
 // packBuf holds one worker's packing buffers. They grow on demand and are reused.
 type packBuf struct {
 	a, b []float32
-	tile [gemmMR * gemmNR]float32
+	tile [maxMR * maxNR]float32
 }
 
 func (p *packBuf) ensure() {
@@ -203,7 +230,7 @@ func packBFull(dst []float32, tB bool, b []float32, ldb, k, n int) {
 // macroKernel multiplies a packed mb×kb block of A (ap, row panels) by a packed kb×nb
 // block of B (bp, column panels) into C, whose top-left element is c[0]: added to C when
 // add is set, overwriting it otherwise.
-func macroKernel(ap, bp []float32, tile *[gemmMR * gemmNR]float32, mb, nb, kb int, c []float32, ldc int, add bool) {
+func macroKernel(ap, bp []float32, tile *[maxMR * maxNR]float32, mb, nb, kb int, c []float32, ldc int, add bool) {
 	for jr := 0; jr < nb; jr += gemmNR {
 		nr := min(gemmNR, nb-jr)
 		bpan := bp[(jr/gemmNR)*kb*gemmNR:]
@@ -218,12 +245,12 @@ func macroKernel(ap, bp []float32, tile *[gemmMR * gemmNR]float32, mb, nb, kb in
 			}
 			if mr == gemmMR && nr == gemmNR {
 				_ = c[off+(gemmMR-1)*ldc+gemmNR-1] // bounds check for the kernel's stores
-				kernel6x16(kb, &apan[0], 1, gemmMR, &bpan[0], gemmNR, &c[off], ldc, add)
+				kern.fn(kb, &apan[0], 1, gemmMR, &bpan[0], gemmNR, &c[off], ldc, add)
 				continue
 			}
 			// Edge tile: compute into the scratch tile and add the valid part; C gets the
 			// same sum a full tile would add.
-			kernel6x16(kb, &apan[0], 1, gemmMR, &bpan[0], gemmNR, &tile[0], gemmNR, false)
+			kern.fn(kb, &apan[0], 1, gemmMR, &bpan[0], gemmNR, &tile[0], gemmNR, false)
 			if add {
 				addTile(tile, mr, nr, c[off:], ldc)
 			} else {
@@ -234,7 +261,7 @@ func macroKernel(ap, bp []float32, tile *[gemmMR * gemmNR]float32, mb, nb, kb in
 }
 
 // addTile adds the top-left mr×nr part of the scratch tile to C at c[0].
-func addTile(tile *[gemmMR * gemmNR]float32, mr, nr int, c []float32, ldc int) {
+func addTile(tile *[maxMR * maxNR]float32, mr, nr int, c []float32, ldc int) {
 	for i := 0; i < mr; i++ {
 		row := c[i*ldc : i*ldc+nr]
 		for j := range row {
@@ -244,7 +271,7 @@ func addTile(tile *[gemmMR * gemmNR]float32, mr, nr int, c []float32, ldc int) {
 }
 
 // setTile copies the top-left mr×nr part of the scratch tile to C at c[0].
-func setTile(tile *[gemmMR * gemmNR]float32, mr, nr int, c []float32, ldc int) {
+func setTile(tile *[maxMR * maxNR]float32, mr, nr int, c []float32, ldc int) {
 	for i := 0; i < mr; i++ {
 		copy(c[i*ldc:i*ldc+nr], tile[i*gemmNR:i*gemmNR+nr])
 	}
@@ -314,10 +341,10 @@ func gemmMixed(m, n, k int, a matA, b matB, pb *packBuf, c []float32, ldc int, a
 				add := acc || pc > 0
 				if mr == gemmMR && nr == gemmNR {
 					_ = c[off+(gemmMR-1)*ldc+gemmNR-1]
-					kernel6x16(kb, aptr, ai, ap, bptr, bp, &c[off], ldc, add)
+					kern.fn(kb, aptr, ai, ap, bptr, bp, &c[off], ldc, add)
 					continue
 				}
-				kernel6x16(kb, aptr, ai, ap, bptr, bp, &pb.tile[0], gemmNR, false)
+				kern.fn(kb, aptr, ai, ap, bptr, bp, &pb.tile[0], gemmNR, false)
 				if add {
 					addTile(&pb.tile, mr, nr, c[off:], ldc)
 				} else {

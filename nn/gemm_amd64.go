@@ -2,9 +2,24 @@ package nn
 
 import "golang.org/x/sys/cpu"
 
-// useAsmGemm selects the assembly micro-kernel. It is fixed at start-up from the CPU's
-// features (a constant for the life of the process).
+// useAsmGemm selects the assembly micro-kernels (AVX2 and FMA at least). It is fixed at
+// start-up from the CPU's features (a constant for the life of the process, but for tests
+// of the portable path).
 var useAsmGemm = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// The assembly micro-kernels.
+var (
+	kernelAVX2   = microKernel{mr: 6, nr: 16, fn: kernel6x16}
+	kernelAVX512 = microKernel{mr: 8, nr: 32, fn: kernel8x32}
+)
+
+// defaultKernel picks the widest kernel the CPU (and OS) support.
+func defaultKernel() microKernel {
+	if useAsmGemm && cpu.X86.HasAVX512F {
+		return kernelAVX512
+	}
+	return kernelAVX2
+}
 
 // kernel6x16 computes the product of a 6×k panel of A and a k×16 panel of B into the 6×16
 // tile of C at c with row stride ldc: s[i][j] = Σ_p a[i·ai+p·ap]·b[p·bp+j], formed in
@@ -15,6 +30,11 @@ var useAsmGemm = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 //
 //go:noescape
 func kernel6x16(k int, a *float32, ai, ap int, b *float32, bp int, c *float32, ldc int, add bool)
+
+// kernel8x32 is the AVX-512 micro-kernel: kernel6x16 on an 8×32 tile.
+//
+//go:noescape
+func kernel8x32(k int, a *float32, ai, ap int, b *float32, bp int, c *float32, ldc int, add bool)
 
 // addToAVX sets dst[i] += src[i] for i < n; n is a multiple of 8.
 //

@@ -66,6 +66,14 @@ func TestGemmAgainstFloat64(t *testing.T) {
 							newGemmer(w).gemm(tA, tB, m, n, k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
 							got = append(got, c)
 						}
+						// Every micro-kernel gives the same bits.
+						for _, kn := range testKernels() {
+							old := setKernel(kn)
+							c := append([]float32(nil), c0...)
+							newGemmer(2).gemm(tA, tB, m, n, k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
+							setKernel(old)
+							got = append(got, c)
+						}
 						for i := 0; i < m; i++ {
 							for j := 0; j < n; j++ {
 								g := float64(got[0][i*ldc+j])
@@ -78,7 +86,7 @@ func TestGemmAgainstFloat64(t *testing.T) {
 						for w := 1; w < len(got); w++ {
 							for i := range got[0] {
 								if math.Float32bits(got[0][i]) != math.Float32bits(got[w][i]) {
-									t.Fatalf("worker count changes element %d: %v vs %v", i, got[0][i], got[w][i])
+									t.Fatalf("worker count or kernel (run %d) changes element %d: %v vs %v", w, i, got[0][i], got[w][i])
 								}
 							}
 						}

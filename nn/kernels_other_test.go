@@ -1,0 +1,6 @@
+//go:build !amd64
+
+package nn
+
+// testKernels lists the micro-kernels to compare; off amd64 gemm uses gonum only.
+func testKernels() []microKernel { return nil }
