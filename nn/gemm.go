@@ -30,6 +30,10 @@ const (
 	// gemmParallelMin is the number of multiply-adds below which a product runs on the
 	// calling goroutine only.
 	gemmParallelMin = 1 << 17
+
+	// inPlaceMax is the size (elements) up to which an operand is read where it lies
+	// rather than packed: small enough to stay in the L2 cache.
+	inPlaceMax = 1 << 18
 )
 
 // microKernel computes an MR×NR tile of C from a k-deep panel of A and one of B:
@@ -62,6 +66,7 @@ func setKernel(k microKernel) microKernel {
 // packBuf holds one worker's packing buffers. They grow on demand and are reused.
 type packBuf struct {
 	a, b []float32
+	full []float32 // a fully packed B (gemmRange)
 	tile [maxMR * maxNR]float32
 }
 
@@ -110,17 +115,17 @@ func (g *gemmer) gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda 
 		switch {
 		case m >= w*4*gemmMR:
 			g.split(w, m, gemmMR, func(i, lo, hi int) {
-				gemmBlock(&g.bufs[i], tA, tB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc, acc)
+				gemmRange(&g.bufs[i], tA, tB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc, acc)
 			})
 			return
 		case n >= w*2*gemmNR:
 			g.split(w, n, gemmNR, func(i, lo, hi int) {
-				gemmBlock(&g.bufs[i], tA, tB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, c, ldc, acc)
+				gemmRange(&g.bufs[i], tA, tB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, c, ldc, acc)
 			})
 			return
 		}
 	}
-	gemmBlock(&g.bufs[0], tA, tB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc, acc)
+	gemmRange(&g.bufs[0], tA, tB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc, acc)
 }
 
 // serial is gemm on the calling goroutine with worker i's buffers. Parallel ops (conv over
@@ -139,7 +144,35 @@ func (g *gemmer) serial(i int, tA, tB bool, m, n, k int, alpha float32, a []floa
 			return
 		}
 	}
-	gemmBlock(&g.bufs[i], tA, tB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc, beta != 0)
+	gemmRange(&g.bufs[i], tA, tB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc, beta != 0)
+}
+
+// gemmRange computes alpha·op(A)·op(B) into the block of C with rows [m0,m1) and columns
+// [n0,n1): small operands are read in place (A in either orientation, B untransposed; a
+// transposed B is packed whole), large ones go through the blocked, packed driver. Both
+// give the same bits.
+func gemmRange(pb *packBuf, tA, tB bool, m0, m1, n0, n1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool) {
+	m, n := m1-m0, n1-n0
+	if alpha != 1 || m*k > inPlaceMax || k*n > inPlaceMax {
+		gemmBlock(pb, tA, tB, m0, m1, n0, n1, k, alpha, a, lda, b, ldb, c, ldc, acc)
+		return
+	}
+	am := matA{ld: lda, trans: tA}
+	if tA {
+		am.data = a[m0:]
+	} else {
+		am.data = a[m0*lda:]
+	}
+	bm := matB{data: b[n0:], ld: ldb}
+	if tB {
+		size := k * padCols(n)
+		if cap(pb.full) < size {
+			pb.full = make([]float32, size)
+		}
+		packBFull(pb.full[:size], true, b[n0*ldb:], ldb, k, n)
+		bm = matB{data: pb.full[:size], packed: true}
+	}
+	gemmMixed(m, n, k, am, bm, pb, c[m0*ldc+n0:], ldc, acc)
 }
 
 // split cuts [0,n) into w contiguous ranges whose starts are multiples of align and runs
@@ -281,7 +314,8 @@ func setTile(tile *[maxMR * maxNR]float32, mr, nr int, c []float32, ldc int) {
 type (
 	matA struct {
 		data   []float32
-		ld     int // row stride when not packed
+		ld     int  // row stride when not packed
+		trans  bool // in place and stored transposed (A only): element (i,p) at p·ld+i
 		packed bool
 	}
 	matB = matA
@@ -306,7 +340,7 @@ func gemmMixed(m, n, k int, a matA, b matB, pb *packBuf, c []float32, ldc int, a
 		// The partial row panel of an in-place A is packed once per depth block.
 		mFull := m / gemmMR * gemmMR
 		if !a.packed && mFull < m {
-			packA(pb.a, false, a.data, a.ld, mFull, m-mFull, pc, kb, 1)
+			packA(pb.a, a.trans, a.data, a.ld, mFull, m-mFull, pc, kb, 1)
 		}
 		for jr := 0; jr < n; jr += gemmNR {
 			nr := min(gemmNR, n-jr)
@@ -331,6 +365,9 @@ func gemmMixed(m, n, k int, a matA, b matB, pb *packBuf, c []float32, ldc int, a
 				case a.packed:
 					apan := a.data[pc*mp+(ir/gemmMR)*kb*gemmMR:]
 					aptr = &apan[:kb*gemmMR][0]
+				case mr == gemmMR && a.trans:
+					_ = a.data[(pc+kb-1)*a.ld+ir+gemmMR-1]
+					aptr, ai, ap = &a.data[pc*a.ld+ir], 1, a.ld
 				case mr == gemmMR:
 					_ = a.data[(ir+gemmMR-1)*a.ld+pc+kb-1]
 					aptr, ai, ap = &a.data[ir*a.ld+pc], a.ld, 1
