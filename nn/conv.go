@@ -210,6 +210,12 @@ func zeroEdgeColumns(rows []float32, w, dx int) {
 		lo, hi = w-dx, w
 	}
 	lo, hi = max(lo, 0), min(hi, w)
+	if hi-lo == 1 {
+		for off := lo; off < len(rows); off += w {
+			rows[off] = 0
+		}
+		return
+	}
 	for off := 0; off < len(rows); off += w {
 		clear(rows[off+lo : off+hi])
 	}

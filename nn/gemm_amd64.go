@@ -40,3 +40,12 @@ func kernel8x32(k int, a *float32, ai, ap int, b *float32, bp int, c *float32, l
 //
 //go:noescape
 func addToAVX(dst, src *float32, n int)
+
+// reluAVX and reluBackAVX are the ReLU loops of unaryRun and unaryBack, 8 elements at a
+// time (n a multiple of 8); they compute the same bits.
+//
+//go:noescape
+func reluAVX(y, x *float32, n int)
+
+//go:noescape
+func reluBackAVX(ga, gr, y *float32, n int)

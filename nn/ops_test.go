@@ -329,3 +329,45 @@ func TestLossForward(t *testing.T) {
 	lse := math.Log(math.Exp(1) + math.Exp(2) + math.Exp(3))
 	assertClose(t, "SoftmaxCrossEntropy", ce, f64((lse-1)/2), 1e-6)
 }
+
+// TestReLUBits checks ReLU and its gradient bit for bit against the scalar definition on
+// special values and random bit patterns (the vector path must agree with it exactly).
+func TestReLUBits(t *testing.T) {
+	specials := []float32{0, float32(math.Copysign(0, -1)), 1, -1, float32(math.Inf(1)), float32(math.Inf(-1)),
+		float32(math.NaN()), -float32(math.NaN()), math.Float32frombits(1), math.Float32frombits(0x80000001)}
+	rng := NewRand(11)
+	x := New(1003)
+	for i := range x.Data {
+		if i < len(specials) {
+			x.Data[i] = specials[i]
+		} else {
+			x.Data[i] = math.Float32frombits(rng.Uint32())
+		}
+	}
+	g := randn(12, 1003)
+	ga0 := randn(13, 1003)
+	tp := NewTape(Options{Workers: 1})
+	xv := tp.Variable(x)
+	xv.Grad = ga0.Clone()
+	y := tp.ReLU(xv)
+	tp.BackwardFrom(y, g)
+	for i, v := range x.Data {
+		b := math.Float32bits(v)
+		want := b
+		if b>>31 == 1 {
+			want = 0
+		}
+		if got := math.Float32bits(y.Value.Data[i]); got != want {
+			t.Fatalf("ReLU(%08x) = %08x, want %08x", b, got, want)
+		}
+		wg := ga0.Data[i]
+		if want != 0 {
+			wg += g.Data[i]
+		} else {
+			wg += 0
+		}
+		if math.Float32bits(xv.Grad.Data[i]) != math.Float32bits(wg) {
+			t.Fatalf("gradient at %08x = %v, want %v", b, xv.Grad.Data[i], wg)
+		}
+	}
+}

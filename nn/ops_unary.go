@@ -93,6 +93,10 @@ func unaryRun(kind unaryKind, y, x []float32) {
 	case unReLU:
 		// Branch-free: clear the value when its sign bit is set (−0 and negative NaNs
 		// included). Signs of activations are unpredictable, so a branch mispredicts often.
+		if n := len(x) &^ 7; useAsmGemm && n > 0 {
+			reluAVX(&y[0], &x[0], n)
+			x, y = x[n:], y[n:]
+		}
 		for i, v := range x {
 			b := math.Float32bits(v)
 			y[i] = math.Float32frombits(b &^ uint32(int32(b)>>31))
@@ -156,6 +160,10 @@ func unaryBack(kind unaryKind, ga, g, x, y []float32) {
 	case unReLU:
 		// Branch-free: pass g where the output is non-zero (x > 0). The output has no sign
 		// bit, so −bits is negative exactly when it is non-zero.
+		if n := len(g) &^ 7; useAsmGemm && n > 0 {
+			reluBackAVX(&ga[0], &g[0], &y[0], n)
+			ga, g, y = ga[n:], g[n:], y[n:]
+		}
 		for i, gi := range g {
 			m := uint32(-int32(math.Float32bits(y[i])) >> 31)
 			ga[i] += math.Float32frombits(math.Float32bits(gi) & m)

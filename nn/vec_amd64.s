@@ -42,3 +42,54 @@ tail:
 done:
 	VZEROUPPER
 	RET
+
+// func reluAVX(y, x *float32, n int)
+//
+// y[i] = x[i] with its bits cleared when the sign bit is set, for i < n, n a multiple of 8
+// (the bitwise form of the Go loop in unaryRun).
+TEXT ·reluAVX(SB), NOSPLIT, $0-24
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   reludone
+reluloop:
+	VMOVDQU (SI), Y0
+	VPSRAD  $31, Y0, Y1
+	VPANDN  Y0, Y1, Y0
+	VMOVDQU Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  reluloop
+reludone:
+	VZEROUPPER
+	RET
+
+// func reluBackAVX(ga, gr, y *float32, n int)
+//
+// ga[i] += gr[i] where the bits of y[i] are not all zero, else ga[i] += +0, for i < n, n a
+// multiple of 8 (the bitwise form of the Go loop in unaryBack).
+TEXT ·reluBackAVX(SB), NOSPLIT, $0-32
+	MOVQ ga+0(FP), DI
+	MOVQ gr+8(FP), SI
+	MOVQ y+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ   rbdone
+	VPXOR Y3, Y3, Y3
+rbloop:
+	VMOVDQU (DX), Y0
+	VPCMPEQD Y3, Y0, Y0
+	VMOVDQU (SI), Y1
+	VPANDN  Y1, Y0, Y1
+	VADDPS  (DI), Y1, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ  rbloop
+rbdone:
+	VZEROUPPER
+	RET
