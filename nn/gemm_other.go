@@ -1,10 +1,10 @@
-//go:build !amd64
+//go:build !amd64 || purego
 
 package nn
 
 import "unsafe"
 
-// useAsmGemm is false off amd64: gemm calls gonum's Sgemm.
+// useAsmGemm is false off amd64 (and with the purego build tag): gemm calls gonum's Sgemm.
 const useAsmGemm = false
 
 // defaultKernel is the pure-Go kernel, for completeness (gemm does not call it).
@@ -42,5 +42,5 @@ func kernel6x16(k int, a *float32, ai, ap int, b *float32, bp int, c *float32, l
 // addToAVX is never called off amd64.
 func addToAVX(dst, src *float32, n int) { panic("nn: addToAVX off amd64") }
 
-func reluAVX(y, x *float32, n int)         { panic("nn: reluAVX off amd64") }
+func reluAVX(y, x *float32, n int)          { panic("nn: reluAVX off amd64") }
 func reluBackAVX(ga, gr, y *float32, n int) { panic("nn: reluBackAVX off amd64") }

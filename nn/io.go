@@ -33,8 +33,8 @@ const (
 	paramVersion   = 1
 	maxNameLen     = 1024
 	maxTensorCount = 1 << 20
-	maxElements    = 1 << 31 // per tensor
-	readChunk      = 1 << 16 // elements read (and allocated) at a time
+	maxElements    = 1<<31 - 1 // per tensor
+	readChunk      = 1 << 16   // elements read (and allocated) at a time
 )
 
 // Errors of ReadTensors and LoadParams; returned errors wrap them.
@@ -62,7 +62,7 @@ func WriteParams(w io.Writer, ps []*Param) error {
 			return fmt.Errorf("nn: writing parameters: duplicate name %q", p.Name)
 		}
 		seen[p.Name] = true
-		if len(p.Value.Shape) > maxDims || p.Value.Len() >= maxElements {
+		if len(p.Value.Shape) > maxDims || p.Value.Len() > maxElements {
 			return fmt.Errorf("nn: writing parameter %q: shape %v not representable", p.Name, p.Value.Shape)
 		}
 	}
@@ -203,7 +203,7 @@ func (r *reader) tensor(i int) (NamedTensor, error) {
 		}
 		total *= shape[d]
 	}
-	if total >= maxElements {
+	if total > maxElements {
 		return NamedTensor{}, fmt.Errorf("%w: %s: shape %v too large", ErrCorrupt, what, shape)
 	}
 	// Grow the data as it arrives, so a lying header cannot make us allocate gigabytes.
