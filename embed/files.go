@@ -58,17 +58,24 @@ func (s Stats) PerSecond() float64 {
 func (s Stats) String() string {
 	str := fmt.Sprintf("%d images embedded in %.1fs (%.1f images/s)", s.Embedded, s.Elapsed.Seconds(), s.PerSecond())
 	if n := s.SkippedTotal(); n > 0 {
-		reasons := make([]string, 0, len(s.Skipped))
-		for r := range s.Skipped {
-			reasons = append(reasons, r)
-		}
-		slices.Sort(reasons)
-		for i, r := range reasons {
-			reasons[i] = fmt.Sprintf("%d %s", s.Skipped[r], r)
-		}
-		str += fmt.Sprintf("; %d skipped: %s", n, strings.Join(reasons, ", "))
+		str += fmt.Sprintf("; %d skipped: %s", n, s.SkippedReasons())
 	}
 	return str
+}
+
+// SkippedReasons lists the skip counts by reason, e.g. "1 corrupt, 1 not_image", or "".
+func (s Stats) SkippedReasons() string {
+	reasons := make([]string, 0, len(s.Skipped))
+	for r, n := range s.Skipped {
+		if n > 0 {
+			reasons = append(reasons, r)
+		}
+	}
+	slices.Sort(reasons)
+	for i, r := range reasons {
+		reasons[i] = fmt.Sprintf("%d %s", s.Skipped[r], r)
+	}
+	return strings.Join(reasons, ", ")
 }
 
 // ItemID is the item id of an image file: its base name without the last extension
