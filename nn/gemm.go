@@ -1,8 +1,6 @@
 package nn
 
 import (
-	"sync"
-
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 )
@@ -83,6 +81,7 @@ func (p *packBuf) ensure() {
 type gemmer struct {
 	workers int
 	bufs    []packBuf
+	fullB   []float32 // a transposed B packed once and shared by the workers
 }
 
 func newGemmer(workers int) *gemmer {
@@ -113,6 +112,18 @@ func (g *gemmer) gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda 
 	w := g.workers
 	if w > 1 && m*n*k >= gemmParallelMin {
 		switch {
+		case m >= w*4*gemmMR && tB && inPlaceOK(alpha, m, n, k):
+			// Pack the transposed B once; the row pieces share it.
+			size := k * padCols(n)
+			if cap(g.fullB) < size {
+				g.fullB = make([]float32, size)
+			}
+			packBFull(g.fullB[:size], true, b, ldb, k, n)
+			bm := matB{data: g.fullB[:size], packed: true}
+			g.split(w, m, gemmMR, func(i, lo, hi int) {
+				gemmMixed(hi-lo, n, k, inPlaceA(tA, a, lda, lo), bm, &g.bufs[i], c[lo*ldc:], ldc, acc)
+			})
+			return
 		case m >= w*4*gemmMR:
 			g.split(w, m, gemmMR, func(i, lo, hi int) {
 				gemmRange(&g.bufs[i], tA, tB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc, acc)
@@ -147,22 +158,30 @@ func (g *gemmer) serial(i int, tA, tB bool, m, n, k int, alpha float32, a []floa
 	gemmRange(&g.bufs[i], tA, tB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc, beta != 0)
 }
 
+// inPlaceOK reports whether gemmRange reads the operands of an m×n×k product in place.
+func inPlaceOK(alpha float32, m, n, k int) bool {
+	return alpha == 1 && m*k <= inPlaceMax && k*n <= inPlaceMax
+}
+
+// inPlaceA describes op(A) from row m0 on, read in place.
+func inPlaceA(tA bool, a []float32, lda, m0 int) matA {
+	if tA {
+		return matA{data: a[m0:], ld: lda, trans: true}
+	}
+	return matA{data: a[m0*lda:], ld: lda}
+}
+
 // gemmRange computes alpha·op(A)·op(B) into the block of C with rows [m0,m1) and columns
 // [n0,n1): small operands are read in place (A in either orientation, B untransposed; a
 // transposed B is packed whole), large ones go through the blocked, packed driver. Both
 // give the same bits.
 func gemmRange(pb *packBuf, tA, tB bool, m0, m1, n0, n1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool) {
 	m, n := m1-m0, n1-n0
-	if alpha != 1 || m*k > inPlaceMax || k*n > inPlaceMax {
+	if !inPlaceOK(alpha, m, n, k) {
 		gemmBlock(pb, tA, tB, m0, m1, n0, n1, k, alpha, a, lda, b, ldb, c, ldc, acc)
 		return
 	}
-	am := matA{ld: lda, trans: tA}
-	if tA {
-		am.data = a[m0:]
-	} else {
-		am.data = a[m0*lda:]
-	}
+	am := inPlaceA(tA, a, lda, m0)
 	bm := matB{data: b[n0:], ld: ldb}
 	if tB {
 		size := k * padCols(n)
@@ -175,26 +194,13 @@ func gemmRange(pb *packBuf, tA, tB bool, m0, m1, n0, n1, k int, alpha float32, a
 	gemmMixed(m, n, k, am, bm, pb, c[m0*ldc+n0:], ldc, acc)
 }
 
-// split cuts [0,n) into w contiguous ranges whose starts are multiples of align and runs
-// fn(worker, lo, hi) for each, worker 0 on the calling goroutine.
+// split runs fn(worker, lo, hi) over [0,n) cut into pieces whose starts are multiples of
+// align (see parallelFor), with up to w goroutines.
 func (g *gemmer) split(w, n, align int, fn func(i, lo, hi int)) {
-	chunk := (n + w - 1) / w
-	chunk = (chunk + align - 1) / align * align
-	var wg sync.WaitGroup
-	for i := 1; i < w; i++ {
-		lo := i * chunk
-		if lo >= n {
-			break
-		}
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(i, lo, hi)
-		}()
-	}
-	fn(0, 0, min(chunk, n))
-	wg.Wait()
+	units := (n + align - 1) / align
+	parallelFor(w, units, 2, func(i, lo, hi int) {
+		fn(i, lo*align, min(hi*align, n))
+	})
 }
 
 func scaleC(m, n int, beta float32, c []float32, ldc int) {
