@@ -71,15 +71,23 @@ func (t *Tape) conv2DPacked(g conv, x, wv, bv, out []float32) {
 				clear(o)
 			} else {
 				for f, bf := range bv {
-					row := o[f*g.p() : (f+1)*g.p()]
-					for j := range row {
-						row[j] = bf
-					}
+					fill(o[f*g.p():(f+1)*g.p()], bf)
 				}
 			}
 			gemmMixed(g.f, g.p(), g.k(), matA{data: pw, packed: true}, matB{data: col, ld: g.p()}, &t.gemm.bufs[wk], o, g.p(), true)
 		}
 	})
+}
+
+// fill sets every element of x to v (by doubling copies, at memmove speed).
+func fill(x []float32, v float32) {
+	if len(x) == 0 {
+		return
+	}
+	x[0] = v
+	for n := 1; n < len(x); n *= 2 {
+		copy(x[n:], x[:n])
+	}
 }
 
 func addBias(g conv, o, bv []float32) {

@@ -456,16 +456,31 @@ func packB(dst []float32, tB bool, b []float32, ldb, pc, kb, jc, nb int) {
 			}
 			continue
 		}
-		for j := 0; j < gemmNR; j++ {
+		nr := gemmNR
+		j := 0
+		// Eight source rows at a time: eight sequential reads, one contiguous write of
+		// eight per depth step.
+		for ; j+8 <= cols; j += 8 {
+			r := (c0+j)*ldb + pc
+			s0, s1, s2, s3 := b[r:r+kb], b[r+ldb:r+ldb+kb], b[r+2*ldb:r+2*ldb+kb], b[r+3*ldb:r+3*ldb+kb]
+			r += 4 * ldb
+			s4, s5, s6, s7 := b[r:r+kb], b[r+ldb:r+ldb+kb], b[r+2*ldb:r+2*ldb+kb], b[r+3*ldb:r+3*ldb+kb]
+			for p := 0; p < kb; p++ {
+				d := panel[p*nr+j : p*nr+j+8 : p*nr+j+8]
+				d[0], d[1], d[2], d[3] = s0[p], s1[p], s2[p], s3[p]
+				d[4], d[5], d[6], d[7] = s4[p], s5[p], s6[p], s7[p]
+			}
+		}
+		for ; j < nr; j++ {
 			if j >= cols {
 				for p := 0; p < kb; p++ {
-					panel[p*gemmNR+j] = 0
+					panel[p*nr+j] = 0
 				}
 				continue
 			}
 			src := b[(c0+j)*ldb+pc : (c0+j)*ldb+pc+kb]
 			for p, v := range src {
-				panel[p*gemmNR+j] = v
+				panel[p*nr+j] = v
 			}
 		}
 	}
