@@ -8,12 +8,15 @@ import (
 // Convolution and pooling on NCHW tensors.
 //
 // Conv2D lowers each image to a column matrix (im2col, [C·KH·KW, OH·OW], one row per
-// filter tap, so building it is a run of contiguous copies) and multiplies the filters
-// [F, C·KH·KW] by it, which yields that image's output [F, OH·OW] directly in NCHW order.
-// Images are processed in parallel, one column buffer per worker, small enough to stay in
-// cache. The backward pass recomputes the columns instead of keeping them (they are
-// C·KH·KW times larger than the input). Weight and bias gradients are formed per image and
-// then summed in image order, so results do not depend on the number of workers.
+// filter tap; with stride 1 and "same" padding a row is one shifted copy of a whole input
+// plane) and multiplies the filters [F, C·KH·KW] by it, which yields that image's output
+// [F, OH·OW] directly in NCHW order. Images are processed in parallel, one column buffer
+// per worker, small enough to stay in cache. The backward pass recomputes the columns
+// instead of keeping them (they are C·KH·KW times larger than the input); with the
+// assembly kernels it forms each image's weight gradient transposed, colᵢ·dOutᵢᵀ, so that
+// the column matrix is read in place and only the small dOutᵢ is packed. Weight and bias
+// gradients are formed per image and then summed in image order, so results do not depend
+// on the number of workers.
 
 // Conv2D returns the 2-D cross-correlation of x [N,C,H,W] with filters w [F,C,KH,KW],
 // plus bias b [F] (nil: none), with the given stride and zero padding on every side. The

@@ -118,6 +118,20 @@ func backBinary(t *Tape, r *Node) {
 // binBack accumulates the gradients of one run: for j < len(g), a[j·sa] and b[j·sb] were
 // combined into an element with gradient g[j]. ga or gb may be nil (not needed).
 func binBack(kind binKind, g, a, b, ga, gb []float32, sa, sb int) {
+	if kind == binAdd || kind == binSub {
+		// The common bias case, vectorised: unit strides add g (or −g) as a whole run.
+		if ga != nil && sa == 1 {
+			addTo(ga[:len(g)], g)
+			ga = nil
+		}
+		if gb != nil && sb == 1 && kind == binAdd {
+			addTo(gb[:len(g)], g)
+			gb = nil
+		}
+		if ga == nil && gb == nil {
+			return
+		}
+	}
 	for j, gj := range g {
 		x, y := a[j*sa], b[j*sb]
 		switch kind {
