@@ -371,3 +371,40 @@ func TestReLUBits(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxPoolOddSizes compares the 2×2 fast path with a direct computation on planes whose
+// sides are odd (the last row and column are dropped) and on tied values.
+func TestMaxPoolOddSizes(t *testing.T) {
+	x := randn(3, 2, 3, 5, 7)
+	for i := 0; i < 20; i++ {
+		x.Data[i] = 0.5 // ties: the first maximal element wins
+	}
+	tp := NewTape(DefaultOptions())
+	xv := tp.Variable(x)
+	y := tp.MaxPool2D(xv, 2, 2)
+	if !sameShape(y.Value.Shape, []int{2, 3, 2, 3}) {
+		t.Fatalf("shape %v", y.Value.Shape)
+	}
+	g := randn(4, y.Value.Shape...)
+	tp.BackwardFrom(y, g)
+	wantGrad := New(x.Shape...)
+	for n := 0; n < 2; n++ {
+		for c := 0; c < 3; c++ {
+			for oy := 0; oy < 2; oy++ {
+				for ox := 0; ox < 3; ox++ {
+					by, bx := 2*oy, 2*ox
+					for _, d := range [][2]int{{0, 1}, {1, 0}, {1, 1}} {
+						if x.At(n, c, 2*oy+d[0], 2*ox+d[1]) > x.At(n, c, by, bx) {
+							by, bx = 2*oy+d[0], 2*ox+d[1]
+						}
+					}
+					if got, want := y.Value.At(n, c, oy, ox), x.At(n, c, by, bx); got != want {
+						t.Fatalf("max at %d,%d,%d,%d = %v, want %v", n, c, oy, ox, got, want)
+					}
+					wantGrad.Set(wantGrad.At(n, c, by, bx)+g.At(n, c, oy, ox), n, c, by, bx)
+				}
+			}
+		}
+	}
+	assertClose(t, "gradient", xv.Grad.Data, toF64(wantGrad.Data), 0)
+}
