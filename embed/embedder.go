@@ -35,8 +35,9 @@ type Options struct {
 	OutputName string
 	// BatchSize is the number of images per inference run; default 1, at which the reference
 	// features were computed. Larger batches give bit-identical vectors with ONNX Runtime
-	// 1.30.0 on x86-64 (checked by the tests within cosine 0.9999) but were no faster on a
-	// two-core machine (BenchmarkEmbed). A model with a fixed batch dimension forces it.
+	// 1.30.0 on x86-64 (the tests require cosine 0.9999); on a busy two-core machine batch 8
+	// and batch 1 ran at the same speed within the noise (BenchmarkEmbed, BenchmarkEmbedFiles).
+	// A model with a fixed batch dimension forces it.
 	BatchSize int
 	// IntraOpThreads is ONNX Runtime's intra-op thread count; 0 is its default (one per
 	// physical core).
