@@ -51,3 +51,13 @@ func reluAVX(y, x *float32, n int)
 
 //go:noescape
 func reluBackAVX(ga, gr, y *float32, n int)
+
+// reluBackSetAVX is reluBackAVX storing into a fresh gradient buffer instead of adding.
+//
+//go:noescape
+func reluBackSetAVX(ga, gr, y *float32, n int)
+
+// sum8AVX adds x[i] to s[i mod 8] for i < n (n a multiple of 8), in order of i.
+//
+//go:noescape
+func sum8AVX(x *float32, n int, s *[8]float32)

@@ -42,5 +42,7 @@ func kernel6x16(k int, a *float32, ai, ap int, b *float32, bp int, c *float32, l
 // addToAVX is never called off amd64.
 func addToAVX(dst, src *float32, n int) { panic("nn: addToAVX off amd64") }
 
-func reluAVX(y, x *float32, n int)          { panic("nn: reluAVX off amd64") }
-func reluBackAVX(ga, gr, y *float32, n int) { panic("nn: reluBackAVX off amd64") }
+func reluAVX(y, x *float32, n int)             { panic("nn: reluAVX off amd64") }
+func reluBackAVX(ga, gr, y *float32, n int)    { panic("nn: reluBackAVX off amd64") }
+func reluBackSetAVX(ga, gr, y *float32, n int) { panic("nn: reluBackSetAVX off amd64") }
+func sum8AVX(x *float32, n int, s *[8]float32) { panic("nn: sum8AVX off amd64") }

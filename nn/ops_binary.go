@@ -196,4 +196,11 @@ func (t *Tape) AddScalar(a *Node, s float32) *Node {
 }
 
 // backIdentity passes the gradient through unchanged (same number of elements).
-func backIdentity(t *Tape, r *Node) { addTo(t.grad(r.a).Data, r.Grad.Data) }
+func backIdentity(t *Tape, r *Node) {
+	ga, fresh := t.gradFresh(r.a)
+	if fresh {
+		copy(ga.Data, r.Grad.Data)
+		return
+	}
+	addTo(ga.Data, r.Grad.Data)
+}

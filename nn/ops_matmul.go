@@ -54,20 +54,24 @@ func backGemm(t *Tape, r *Node) {
 	av, bv := a.Value.Data, b.Value.Data
 	lda, ldb := a.Value.Cols(), b.Value.Cols()
 	// C = op(A)·op(B): d op(A) = dC·op(B)ᵀ and d op(B) = op(A)ᵀ·dC.
+	// A gradient buffer nobody wrote yet is overwritten (beta 0) instead of cleared and
+	// accumulated into.
 	if a.needGrad {
-		ga := t.grad(a).Data
+		gt, fresh := t.gradFresh(a)
+		ga, beta := gt.Data, betaFor(fresh)
 		if !tA { // dA [m,k] = dC·op(B)ᵀ
-			t.gemm.gemm(false, !tB, m, k, n, 1, g, n, bv, ldb, 1, ga, k)
+			t.gemm.gemm(false, !tB, m, k, n, 1, g, n, bv, ldb, beta, ga, k)
 		} else { // dA [k,m] = op(B)·dCᵀ
-			t.gemm.gemm(tB, true, k, m, n, 1, bv, ldb, g, n, 1, ga, m)
+			t.gemm.gemm(tB, true, k, m, n, 1, bv, ldb, g, n, beta, ga, m)
 		}
 	}
 	if b.needGrad {
-		gb := t.grad(b).Data
+		gt, fresh := t.gradFresh(b)
+		gb, beta := gt.Data, betaFor(fresh)
 		if !tB { // dB [k,n] = op(A)ᵀ·dC
-			t.gemm.gemm(!tA, false, k, n, m, 1, av, lda, g, n, 1, gb, n)
+			t.gemm.gemm(!tA, false, k, n, m, 1, av, lda, g, n, beta, gb, n)
 		} else { // dB [n,k] = dCᵀ·op(A)
-			t.gemm.gemm(true, tA, n, k, m, 1, g, n, av, lda, 1, gb, k)
+			t.gemm.gemm(true, tA, n, k, m, 1, g, n, av, lda, beta, gb, k)
 		}
 	}
 }
@@ -149,6 +153,14 @@ func backBatchedMatMul(t *Tape, r *Node) {
 			}
 		}
 	})
+}
+
+// betaFor is the gemm beta that overwrites a fresh output (0) or accumulates (1).
+func betaFor(fresh bool) float32 {
+	if fresh {
+		return 0
+	}
+	return 1
 }
 
 func boolInt(b bool) int {

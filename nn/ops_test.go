@@ -408,3 +408,36 @@ func TestMaxPoolOddSizes(t *testing.T) {
 	}
 	assertClose(t, "gradient", xv.Grad.Data, toF64(wantGrad.Data), 0)
 }
+
+// TestReLUFreshGradient covers ReLU's backward into a gradient buffer nobody wrote yet.
+func TestReLUFreshGradient(t *testing.T) {
+	x, g := randn(21, 1001), randn(22, 1001)
+	x.Data[3] = float32(math.Copysign(0, -1))
+	g.Data[5] = float32(math.Copysign(0, -1))
+	tp := NewTape(Options{Workers: 2})
+	xv := tp.Variable(x)
+	tp.BackwardFrom(tp.ReLU(xv), g)
+	for i, v := range x.Data {
+		want := uint32(0)
+		if v > 0 {
+			want = math.Float32bits(g.Data[i])
+		}
+		if got := math.Float32bits(xv.Grad.Data[i]); got != want {
+			t.Fatalf("gradient %d = %08x, want %08x", i, got, want)
+		}
+	}
+}
+
+func TestSum32Order(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 9, 100, 1003} {
+		x := randn(uint64(n), max(n, 1)).Data[:n]
+		var s [8]float32
+		for i, v := range x {
+			s[i%8] += v
+		}
+		want := ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+		if got := sum32(x); math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("n=%d: sum32 = %v, want %v", n, got, want)
+		}
+	}
+}

@@ -143,10 +143,31 @@ func unaryRun(kind unaryKind, y, x []float32) {
 func backUnary(t *Tape, r *Node) {
 	kind := unaryKind(r.iarg[0])
 	x, y, g := r.a.Value.Data, r.Value.Data, r.Grad.Data
-	ga := t.grad(r.a).Data
+	gt, fresh := t.gradFresh(r.a)
+	ga := gt.Data
 	parallelFor(t.workers, len(x), unaryParallelMin, func(_, lo, hi int) {
+		if fresh && kind == unReLU {
+			reluBackSet(ga[lo:hi], g[lo:hi], y[lo:hi])
+			return
+		}
+		if fresh {
+			clear(ga[lo:hi])
+		}
 		unaryBack(kind, ga[lo:hi], g[lo:hi], x[lo:hi], y[lo:hi])
 	})
+}
+
+// reluBackSet is ReLU's gradient into a fresh buffer: ga = g where y ≠ 0, else +0.
+func reluBackSet(ga, g, y []float32) {
+	g, y = g[:len(ga)], y[:len(ga)]
+	if n := len(ga) &^ 7; useAsmGemm && n > 0 {
+		reluBackSetAVX(&ga[0], &g[0], &y[0], n)
+		ga, g, y = ga[n:], g[n:], y[n:]
+	}
+	for i, gi := range g {
+		m := uint32(-int32(math.Float32bits(y[i])) >> 31)
+		ga[i] = math.Float32frombits(math.Float32bits(gi) & m)
+	}
 }
 
 // unaryBack accumulates ga += g·f'(x), using the saved output y where it is cheaper.

@@ -235,6 +235,17 @@ func (t *Tape) grad(n *Node) *Tensor {
 	return n.Grad
 }
 
+// gradFresh is grad for an op that writes every element of the gradient: when n has no
+// gradient yet it returns a new, unzeroed buffer and true, and the caller must overwrite
+// all of it; otherwise the accumulating buffer and false.
+func (t *Tape) gradFresh(n *Node) (*Tensor, bool) {
+	if n.param == nil && n.Grad == nil {
+		n.Grad = t.empty(n.Value.Shape...)
+		return n.Grad, true
+	}
+	return t.grad(n), false
+}
+
 // Backward propagates the gradient of loss, which must have one element, to every
 // variable and parameter it depends on. It is called at most once per recorded graph.
 func (t *Tape) Backward(loss *Node) {

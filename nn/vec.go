@@ -23,6 +23,10 @@ func addTo(dst, src []float32) {
 func sum32(x []float32) float32 {
 	var s [8]float32
 	i := 0
+	if n := len(x) &^ 7; useAsmGemm && n > 0 {
+		sum8AVX(&x[0], n, &s)
+		i = n
+	}
 	for ; i+8 <= len(x); i += 8 {
 		v := x[i : i+8 : i+8]
 		s[0] += v[0]

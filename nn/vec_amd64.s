@@ -95,3 +95,51 @@ rbloop:
 rbdone:
 	VZEROUPPER
 	RET
+
+// func reluBackSetAVX(ga, gr, y *float32, n int)
+//
+// ga[i] = gr[i] where the bits of y[i] are not all zero, else +0, for i < n, n a multiple
+// of 8 (reluBackAVX for a fresh gradient buffer).
+TEXT ·reluBackSetAVX(SB), NOSPLIT, $0-32
+	MOVQ ga+0(FP), DI
+	MOVQ gr+8(FP), SI
+	MOVQ y+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ   rsdone
+	VPXOR Y3, Y3, Y3
+rsloop:
+	VMOVDQU (DX), Y0
+	VPCMPEQD Y3, Y0, Y0
+	VMOVDQU (SI), Y1
+	VPANDN  Y1, Y0, Y1
+	VMOVDQU Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ  rsloop
+rsdone:
+	VZEROUPPER
+	RET
+
+// func sum8AVX(x *float32, n int, s *[8]float32)
+//
+// s[j] += x[i] for i < n with i mod 8 = j, in order of i (n a multiple of 8): sum32's eight
+// partial sums, one vector lane each.
+TEXT ·sum8AVX(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVQ s+16(FP), DI
+	VMOVUPS (DI), Y0
+	SHRQ $3, CX
+	JZ   sdone
+sloop:
+	VADDPS (SI), Y0, Y0
+	ADDQ $32, SI
+	DECQ CX
+	JNZ  sloop
+sdone:
+	VMOVUPS Y0, (DI)
+	VZEROUPPER
+	RET
