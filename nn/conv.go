@@ -456,7 +456,12 @@ func maxPool2x2(in []float32, w int, out []float32, arg []int32, ow int) {
 		r1 := in[i1 : i1+2*ow]
 		o := out[oy*ow : (oy+1)*ow]
 		ag := arg[oy*ow : (oy+1)*ow]
-		for ox := range o {
+		start := 0
+		if n := ow &^ 7; useAsmGemm && n > 0 {
+			maxPool2x2AVX(&r0[0], &r1[0], &o[0], &ag[0], n, i0, w)
+			start = n
+		}
+		for ox := start; ox < len(o); ox++ {
 			best, j := int64(floatKey(r0[2*ox])), int64(i0+2*ox)
 			best, j = keepMax(best, j, int64(floatKey(r0[2*ox+1])), int64(i0+2*ox+1))
 			best, j = keepMax(best, j, int64(floatKey(r1[2*ox])), int64(i1+2*ox))

@@ -71,3 +71,31 @@ func testKernels() []microKernel {
 	}
 	return ks
 }
+
+// TestMaxPoolAVXMatchesGo compares the vector 2×2 max-pool with the Go loop, bit for bit,
+// on rows long enough for the vector path, with ties and special values.
+func TestMaxPoolAVXMatchesGo(t *testing.T) {
+	if !useAsmGemm {
+		t.Skip("no AVX2")
+	}
+	x := randn(9, 2, 3, 7, 37)
+	specials := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1, 1, 1, -2, -2}
+	rng := NewRand(10)
+	for i := 0; i < 200; i++ {
+		x.Data[rng.IntN(len(x.Data))] = specials[rng.IntN(len(specials))]
+	}
+	run := func(asm bool) (*Tensor, []int32) {
+		defer func(v bool) { useAsmGemm = v }(useAsmGemm)
+		useAsmGemm = asm
+		tp := NewTape(Options{Workers: 1})
+		y := tp.MaxPool2D(tp.Const(x), 2, 2)
+		return y.Value.Clone(), append([]int32(nil), y.idx...)
+	}
+	want, wantIdx := run(false)
+	got, gotIdx := run(true)
+	for i := range want.Data {
+		if math.Float32bits(got.Data[i]) != math.Float32bits(want.Data[i]) || gotIdx[i] != wantIdx[i] {
+			t.Fatalf("output %d: %v at %d, want %v at %d", i, got.Data[i], gotIdx[i], want.Data[i], wantIdx[i])
+		}
+	}
+}

@@ -61,3 +61,9 @@ func reluBackSetAVX(ga, gr, y *float32, n int)
 //
 //go:noescape
 func sum8AVX(x *float32, n int, s *[8]float32)
+
+// maxPool2x2AVX is maxPool2x2's inner loop for n outputs of one row (n a multiple of 8);
+// it computes the same values and indices.
+//
+//go:noescape
+func maxPool2x2AVX(r0, r1 *float32, out *float32, arg *int32, n, i0, w int)

@@ -46,3 +46,7 @@ func reluAVX(y, x *float32, n int)             { panic("nn: reluAVX off amd64") 
 func reluBackAVX(ga, gr, y *float32, n int)    { panic("nn: reluBackAVX off amd64") }
 func reluBackSetAVX(ga, gr, y *float32, n int) { panic("nn: reluBackSetAVX off amd64") }
 func sum8AVX(x *float32, n int, s *[8]float32) { panic("nn: sum8AVX off amd64") }
+
+func maxPool2x2AVX(r0, r1 *float32, out *float32, arg *int32, n, i0, w int) {
+	panic("nn: maxPool2x2AVX off amd64")
+}
