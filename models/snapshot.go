@@ -443,8 +443,8 @@ func (sr *snapReader) floats(n int, table string) ([]float32, error) {
 		return nil, nil
 	}
 	const step = 16 << 10 // values per read
-	if sr.chunk == nil {
-		sr.chunk = make([]byte, 4*step)
+	if c := 4 * min(n, step); len(sr.chunk) < c {
+		sr.chunk = make([]byte, c)
 	}
 	out := make([]float32, 0, min(n, step))
 	for left := n; left > 0; {
