@@ -113,14 +113,15 @@ func (l *lazyGram) get(rows []float32, k int) []float64 {
 // TrainWMF trains a WMF of nUsers users and nItems items on train; Interaction.Value is
 // r_ui and duplicate (user, item) pairs sum their values. progress, when non-nil, is called
 // by the calling goroutine after each iteration with the number of iterations done (1, 2,
-// ...). train is only read. An interaction with an index outside [0, nUsers)×[0, nItems)
+// ...). Iterations 0 returns the seeded initial factors (N(0, 0.01²)). train is only read. An interaction with an index outside [0, nUsers)×[0, nItems)
 // or a negative, NaN or infinite value is an error wrapping ErrWMFInput.
 func TrainWMF(nUsers, nItems int, train []datasets.Interaction, opts WMFOptions, progress func(iter int)) (*WMF, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if nUsers < 0 || nItems < 0 || nUsers > math.MaxInt32 || nItems > math.MaxInt32 {
-		return nil, fmt.Errorf("%w: %d users, %d items", ErrWMFInput, nUsers, nItems)
+	if nUsers < 0 || nItems < 0 || nUsers > math.MaxInt32 || nItems > math.MaxInt32 ||
+		uint64(max(nUsers, nItems))*uint64(opts.Factors) > math.MaxInt/8 {
+		return nil, fmt.Errorf("%w: %d users, %d items, K=%d", ErrWMFInput, nUsers, nItems, opts.Factors)
 	}
 	byUser, err := buildCSR(nUsers, nItems, train, float64(opts.Alpha))
 	if err != nil {
@@ -693,7 +694,8 @@ func WMFFromSnapshot(s Snapshot) (*WMF, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: wmf: no table %q", ErrSnapshotInvalid, t.name)
 		}
-		if tab.Cols != o.Factors || tab.Rows < 0 || tab.Rows > math.MaxInt32 || len(tab.Data) != tab.Rows*tab.Cols {
+		if tab.Cols != o.Factors || tab.Rows < 0 || tab.Rows > math.MaxInt32 || tab.Cols > math.MaxInt32 ||
+			uint64(tab.Rows)*uint64(tab.Cols) != uint64(len(tab.Data)) {
 			return nil, fmt.Errorf("%w: wmf table %q is %d×%d with %d values, want K=%d columns",
 				ErrSnapshotInvalid, t.name, tab.Rows, tab.Cols, len(tab.Data), o.Factors)
 		}
