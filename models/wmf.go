@@ -113,8 +113,9 @@ func (l *lazyGram) get(rows []float32, k int) []float64 {
 // TrainWMF trains a WMF of nUsers users and nItems items on train; Interaction.Value is
 // r_ui and duplicate (user, item) pairs sum their values. progress, when non-nil, is called
 // by the calling goroutine after each iteration with the number of iterations done (1, 2,
-// ...). Iterations 0 returns the seeded initial factors (N(0, 0.01²)). train is only read. An interaction with an index outside [0, nUsers)×[0, nItems)
-// or a negative, NaN or infinite value is an error wrapping ErrWMFInput.
+// ...). Iterations 0 returns the seeded initial factors (N(0, 0.01²)). train is only read.
+// An interaction with an index outside [0, nUsers)×[0, nItems) or a negative, NaN or
+// infinite value is an error wrapping ErrWMFInput.
 func TrainWMF(nUsers, nItems int, train []datasets.Interaction, opts WMFOptions, progress func(iter int)) (*WMF, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
