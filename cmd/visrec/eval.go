@@ -18,6 +18,7 @@ import (
 	"github.com/visrec/visrec/eval"
 	"github.com/visrec/visrec/eval/report"
 	"github.com/visrec/visrec/featurestore"
+	"github.com/visrec/visrec/models"
 	"github.com/visrec/visrec/updater"
 )
 
@@ -76,9 +77,23 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 		}
 	}
 
-	ms, uopts, err := mf.build()
-	if err != nil {
-		return err
+	// WMF is a batch model (ALS); the others learn online and train through the updater.
+	wantWMF := false
+	var online []string
+	for _, n := range mf.labels() {
+		if n == "wmf" {
+			wantWMF = true
+		} else {
+			online = append(online, n)
+		}
+	}
+	mf.names = strings.Join(online, ",")
+	var ms []models.Online
+	var uopts updater.Options
+	if len(online) > 0 {
+		if ms, uopts, err = mf.build(); err != nil {
+			return err
+		}
 	}
 	eo := eval.DefaultEvalOptions()
 	eo.Workers = *workers
@@ -105,6 +120,18 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 
 	addRow("popularity", eval.Evaluate(eval.NewPopularityScorer(len(ds.Items), sp.Train), len(ds.Items), sp.Train, sp.Test, cuts, eo), 0)
 	var curves []report.Series
+	if wantWMF {
+		wo := models.DefaultWMFOptions()
+		wo.Factors, wo.Iterations = mf.factors, *epochs
+		bar := newBar(int64(*epochs), "training wmf")
+		t0 := time.Now()
+		w, err := models.TrainWMF(len(ds.Users), len(ds.Items), sp.Train, wo, func(int) { bar.Add(1) }) //nolint:errcheck // display only
+		if err != nil {
+			return err
+		}
+		bar.Finish() //nolint:errcheck // display only
+		addRow("wmf", eval.Evaluate(w, len(ds.Items), sp.Train, sp.Test, cuts, eo), time.Since(t0))
+	}
 	for i, m := range ms {
 		name := mf.labels()[i]
 		bar := newBar(int64(*epochs), "training "+name)
