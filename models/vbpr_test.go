@@ -96,11 +96,18 @@ func vbprLoss64(p vbprParams, k, k2, f int, feats [][]float64, triples [][3]int,
 }
 
 // TestVBPRGradient checks every parameter group's update against central finite
-// differences of vbprLoss64: two users, two items, user u likes item u, so one epoch with
-// one negative is exactly the two triples (0, 0, 1) and (1, 1, 0) (the only training item
-// a user has not seen). With a tiny learning rate and one mini-batch, after − before is
-// −lr·∇L to first order (the second triple sees the first's update: an O(lr) error).
+// differences of vbprLoss64: three users, two items, users 0 and 2 like item 0, user 1
+// item 1, so one epoch with one negative is exactly the triples (0, 0, 1), (1, 1, 0) and
+// (2, 0, 1) (the only training item a user has not seen). With a tiny learning rate and one
+// mini-batch, after − before is −lr·∇L to first order (a triple sees the earlier ones'
+// updates: an O(lr) error). Once with L2 terms, once without (the data gradients alone).
 func TestVBPRGradient(t *testing.T) {
+	for _, regs := range [][3]float32{{0.3, 0.2, 0.5}, {0, 0, 0}} {
+		checkVBPRGradient(t, regs)
+	}
+}
+
+func checkVBPRGradient(t *testing.T, regs [3]float32) {
 	const k, k2, f = 3, 2, 5
 	rng := rand.New(rand.NewPCG(3, 4))
 	raw := make([][]float32, 2)
@@ -122,16 +129,15 @@ func TestVBPRGradient(t *testing.T) {
 			feats[i][c] = float64(v) / float64(float32(scale))
 		}
 	}
-	train := []datasets.Interaction{{User: 0, Item: 0, Value: 1}, {User: 1, Item: 1, Value: 1}}
+	train := []datasets.Interaction{{User: 0, Item: 0, Value: 1}, {User: 1, Item: 1, Value: 1}, {User: 2, Item: 0, Value: 1}}
 	opts := models.VBPROptions{Factors: k, VisualFactors: k2, Epochs: 0, Negatives: 1, BatchSize: 100,
-		LearnRate: 1e-3, Reg: 0.3, RegBias: 0.2, RegVisual: 0.5, Seed: 7, Workers: 1}
-	m0, err := models.TrainVBPR(2, 2, train, raw, f, opts, nil)
+		LearnRate: 2e-4, Reg: regs[0], RegBias: regs[1], RegVisual: regs[2], Seed: 7, Workers: 1}
+	m0, err := models.TrainVBPR(3, 2, train, raw, f, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Make E and β' large enough that their data gradients matter.
 	opts.Epochs = 1
-	m1, err := models.TrainVBPR(2, 2, train, raw, f, opts, nil)
+	m1, err := models.TrainVBPR(3, 2, train, raw, f, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +147,7 @@ func TestVBPRGradient(t *testing.T) {
 	p0, p1 := vbprParamsOf(t, m0), vbprParamsOf(t, m1)
 	x0 := p0.flat()
 	loss := func(x []float64) float64 {
-		return vbprLoss64(p0.unflat(x), k, k2, f, feats, [][3]int{{0, 0, 1}, {1, 1, 0}}, 0.3, 0.2, 0.5)
+		return vbprLoss64(p0.unflat(x), k, k2, f, feats, [][3]int{{0, 0, 1}, {1, 1, 0}, {2, 0, 1}}, float64(regs[0]), float64(regs[1]), float64(regs[2]))
 	}
 	grad := make([]float64, len(x0))
 	x := append([]float64(nil), x0...)
@@ -160,16 +166,19 @@ func TestVBPRGradient(t *testing.T) {
 	sizes := []int{len(p0.ug), len(p0.ut), len(p0.ig), len(p0.ib), len(p0.e), len(p0.bv)}
 	off := 0
 	for g, name := range names {
-		worst := 0.0
+		worst, gmax := 0.0, 0.0
+		for n := off; n < off+sizes[g]; n++ {
+			gmax = math.Max(gmax, math.Abs(grad[n]))
+		}
 		for n := off; n < off+sizes[g]; n++ {
 			step := (x1[n] - x0[n]) / -float64(opts.LearnRate)
 			d := math.Abs(step - grad[n])
 			worst = math.Max(worst, d)
-			if d > 5e-3+1e-2*math.Abs(grad[n]) {
+			if d > 1e-5+0.02*gmax {
 				t.Errorf("%s[%d]: step/−lr = %.6g, finite-difference gradient %.6g", name, n-off, step, grad[n])
 			}
 		}
-		t.Logf("%s: worst |step/−lr − ∇| = %.2g", name, worst)
+		t.Logf("regs %v: %s: worst |step/−lr − ∇| = %.2g, max |∇| = %.2g", regs, name, worst, gmax)
 		off += sizes[g]
 	}
 }
@@ -247,8 +256,8 @@ func TestVBPRSnapshotRoundTrip(t *testing.T) {
 	if err := models.WriteSnapshot(&third, m3.Snapshot()); err != nil {
 		t.Fatal(err)
 	}
-	if s3, _ := models.ReadSnapshot(&third); s3.Meta != nil {
-		s3.Meta = nil
+	if !bytes.Equal(first, third.Bytes()) {
+		t.Error("2 workers: the snapshot differs from 1 worker's")
 	}
 	a3, a1 := m3.ScoreAll(0, nil), m.ScoreAll(0, nil)
 	for i := range a1 {
@@ -293,6 +302,7 @@ func TestVBPRMovieLensColdStart(t *testing.T) {
 	}
 	opts := models.DefaultVBPROptions()
 	opts.Workers = 2
+	opts.Epochs = 10 // the defaults' 20 take twice the time for about the same AUC
 	start := time.Now()
 	m, err := models.TrainVBPR(len(ds.Users), len(ds.Items), sp.Train, ds.Features, ds.FeatureDim, opts, nil)
 	if err != nil {
@@ -302,8 +312,9 @@ func TestVBPRMovieLensColdStart(t *testing.T) {
 	r := eval.Evaluate(m, len(ds.Items), sp.Train, sp.Test, []int{20}, eval.EvalOptions{Candidates: sp.ColdItems, Workers: 2})
 	at, _ := r.At(20)
 	t.Logf("cold-start: AUC %.4f, Recall@20 %.4f, NDCG@20 %.4f (%d users), trained in %v", r.AUC, at.Recall, at.NDCG, r.Users, took)
-	// Measured with DefaultVBPROptions (seed 1): AUC 0.7292, Recall@20 0.0269.
-	const wantAUC, wantRecall = 0.7292, 0.0269
+	// Measured with DefaultVBPROptions but 10 epochs (seed 1): AUC 0.7266, Recall@20 0.0654.
+	// The defaults' 20 epochs gave AUC 0.7383, Recall@20 0.0561.
+	const wantAUC, wantRecall = 0.7266, 0.0654
 	if r.AUC < 0.6 || math.Abs(r.AUC-wantAUC) > 0.01 {
 		t.Errorf("cold-start AUC %.4f, want %.4f ± 0.01 (and > 0.6)", r.AUC, wantAUC)
 	}
