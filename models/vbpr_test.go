@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"bytes"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -264,6 +265,17 @@ func TestVBPRSnapshotRoundTrip(t *testing.T) {
 		if math.Float32bits(a1[i]) != math.Float32bits(a3[i]) {
 			t.Fatalf("2 workers: item %d scores %v, 1 worker %v", i, a3[i], a1[i])
 		}
+	}
+	// No features at all: VBPR without its visual part, still a valid model and snapshot.
+	plain, err := models.TrainVBPR(2, 3, []datasets.Interaction{{User: 0, Item: 0}, {User: 1, Item: 1}}, nil, 0, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plain.ScoreNewItem(0, nil); got != 0 || plain.Score(0, 2) != 0 {
+		t.Errorf("featureless cold item scores %v, %v, want 0", got, plain.Score(0, 2))
+	}
+	if err := models.WriteSnapshot(io.Discard, plain.Snapshot()); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := models.TrainVBPR(2, 2, []datasets.Interaction{{User: 0, Item: 2}}, nil, 0, opts, nil); err == nil {
 		t.Error("an item out of range trained")
