@@ -77,15 +77,22 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 		}
 	}
 
-	// WMF is a batch model (ALS); the others learn online and train through the updater.
-	wantWMF := false
+	// WMF (ALS) and VBPR are batch models; the others learn online and train through the
+	// updater.
+	wantWMF, wantVBPR := false, false
 	var online []string
 	for _, n := range mf.labels() {
-		if n == "wmf" {
+		switch n {
+		case "wmf":
 			wantWMF = true
-		} else {
+		case "vbpr":
+			wantVBPR = true
+		default:
 			online = append(online, n)
 		}
+	}
+	if wantVBPR && ds.FeatureDim == 0 {
+		return fmt.Errorf("vbpr needs item features: %s has none (try --data posters)", ds.Name)
 	}
 	mf.names = strings.Join(online, ",")
 	var ms []models.Online
@@ -132,8 +139,20 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 		bar.Finish() //nolint:errcheck // display only
 		addRow("wmf", eval.Evaluate(w, len(ds.Items), sp.Train, sp.Test, cuts, eo), time.Since(t0))
 	}
+	if wantVBPR {
+		vo := models.DefaultVBPROptions()
+		vo.Factors, vo.Epochs = mf.factors, *epochs
+		bar := newBar(int64(*epochs), "training vbpr")
+		t0 := time.Now()
+		v, err := models.TrainVBPR(len(ds.Users), len(ds.Items), sp.Train, ds.Features, ds.FeatureDim, vo, func(int) { bar.Add(1) }) //nolint:errcheck // display only
+		if err != nil {
+			return err
+		}
+		bar.Finish() //nolint:errcheck // display only
+		addRow("vbpr", eval.Evaluate(v, len(ds.Items), sp.Train, sp.Test, cuts, eo), time.Since(t0))
+	}
 	for i, m := range ms {
-		name := mf.labels()[i]
+		name := online[i]
 		bar := newBar(int64(*epochs), "training "+name)
 		curve := report.Series{Name: name}
 		var evalTime time.Duration
