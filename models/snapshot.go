@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"math"
 	"slices"
+	"strconv"
 )
 
 // Snapshot is a trained model in a model-neutral form: what a retrain publishes and an
@@ -460,4 +462,21 @@ func (sr *snapReader) floats(n int, table string) ([]float32, error) {
 		left -= c
 	}
 	return out, nil
+}
+
+// parseMeta reads a snapshot's "seed" and float32 hyper-parameters from its Meta.
+func parseMeta(model string, meta map[string]string, seed *uint64, floats map[string]*float32) error {
+	for _, key := range slices.Sorted(maps.Keys(floats)) {
+		v, err := strconv.ParseFloat(meta[key], 32)
+		if err != nil {
+			return fmt.Errorf("%w: %s meta %q: %w", ErrSnapshotInvalid, model, key, err)
+		}
+		*floats[key] = float32(v)
+	}
+	v, err := strconv.ParseUint(meta["seed"], 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: %s meta \"seed\": %w", ErrSnapshotInvalid, model, err)
+	}
+	*seed = v
+	return nil
 }

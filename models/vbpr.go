@@ -593,22 +593,10 @@ func VBPRFromSnapshot(s Snapshot) (*VBPR, error) {
 		*p.dst = v
 	}
 	var scale float32
-	for _, p := range []struct {
-		key string
-		dst *float32
-	}{{"learn_rate", &o.LearnRate}, {"reg", &o.Reg}, {"reg_bias", &o.RegBias}, {"reg_visual", &o.RegVisual},
-		{"feature_scale", &scale}} {
-		v, err := strconv.ParseFloat(s.Meta[p.key], 32)
-		if err != nil {
-			return nil, fmt.Errorf("%w: vbpr meta %q: %w", ErrSnapshotInvalid, p.key, err)
-		}
-		*p.dst = float32(v)
+	if err := parseMeta("vbpr", s.Meta, &o.Seed, map[string]*float32{"learn_rate": &o.LearnRate, "reg": &o.Reg,
+		"reg_bias": &o.RegBias, "reg_visual": &o.RegVisual, "feature_scale": &scale}); err != nil {
+		return nil, err
 	}
-	seed, err := strconv.ParseUint(s.Meta["seed"], 10, 64)
-	if err != nil {
-		return nil, fmt.Errorf("%w: vbpr meta \"seed\": %w", ErrSnapshotInvalid, err)
-	}
-	o.Seed = seed
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSnapshotInvalid, err)
 	}

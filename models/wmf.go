@@ -666,22 +666,9 @@ func WMFFromSnapshot(s Snapshot) (*WMF, error) {
 		}
 		*f.dst = v
 	}
-	floats := []struct {
-		key string
-		dst *float32
-	}{{"alpha", &o.Alpha}, {"reg", &o.Reg}}
-	for _, f := range floats {
-		v, err := strconv.ParseFloat(s.Meta[f.key], 32)
-		if err != nil {
-			return nil, fmt.Errorf("%w: wmf meta %q: %w", ErrSnapshotInvalid, f.key, err)
-		}
-		*f.dst = float32(v)
+	if err := parseMeta("wmf", s.Meta, &o.Seed, map[string]*float32{"alpha": &o.Alpha, "reg": &o.Reg}); err != nil {
+		return nil, err
 	}
-	seed, err := strconv.ParseUint(s.Meta["seed"], 10, 64)
-	if err != nil {
-		return nil, fmt.Errorf("%w: wmf meta \"seed\": %w", ErrSnapshotInvalid, err)
-	}
-	o.Seed = seed
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSnapshotInvalid, err)
 	}
