@@ -19,6 +19,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/visrec/visrec/events"
@@ -638,4 +641,28 @@ func (u *Updater) Rows(model string) (users, items map[string][]float32, global 
 		global = append([]float32(nil), st.global.at(0)...)
 	}
 	return users, items, global, nil
+}
+
+// Snapshot returns model's cached state as a snapshot: the tables "users", "items" and (for
+// models with one) "global", each row with its external id, plus the offsets the state
+// covers in Meta ("offset:<topic>:<partition>"). Flush first for the stored state; the
+// snapshot shares nothing with the updater.
+func (u *Updater) Snapshot(model string) (models.Snapshot, error) {
+	st, found := u.byName[model]
+	if !found {
+		return models.Snapshot{}, fmt.Errorf("%w %q", ErrUnknownModel, model)
+	}
+	snap := models.Snapshot{Model: model, Version: 1, Meta: map[string]string{}}
+	for name, t := range map[string]*table{"users": st.users, "items": st.items, "global": st.global} {
+		if t == nil {
+			continue
+		}
+		snap.Tables = append(snap.Tables, models.Table{Name: name, Rows: len(t.ids), Cols: t.width,
+			Data: append([]float32(nil), t.data...), IDs: append([]string(nil), t.ids...)})
+	}
+	slices.SortFunc(snap.Tables, func(a, b models.Table) int { return strings.Compare(a.Name, b.Name) })
+	for k, p := range u.parts {
+		snap.Meta[fmt.Sprintf("offset:%s:%d", k.topic, k.partition)] = strconv.FormatInt(p.next, 10)
+	}
+	return snap, nil
 }
