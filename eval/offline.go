@@ -85,6 +85,9 @@ func (o *Online) index() {
 	}
 }
 
+// Snapshot returns one trained model's rows as a snapshot (see updater.Updater.Snapshot).
+func (o *Online) Snapshot(model string) (models.Snapshot, error) { return o.upd.Snapshot(model) }
+
 // Scorer returns the Scorer of one of the trained models.
 func (o *Online) Scorer(model string) (Scorer, error) {
 	if _, _, err := o.upd.ScoreAll(model, "", nil); err != nil {

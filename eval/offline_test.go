@@ -7,6 +7,7 @@ import (
 
 	"github.com/visrec/visrec/datasets"
 	"github.com/visrec/visrec/eval"
+	"github.com/visrec/visrec/featurestore"
 	"github.com/visrec/visrec/models"
 	"github.com/visrec/visrec/updater"
 )
@@ -51,5 +52,53 @@ func TestOnlineModelsOfflineOnMovieLens(t *testing.T) {
 	}
 	if rb.AUC <= rp.AUC || b20.Recall <= p20.Recall {
 		t.Errorf("BPR does not beat popularity")
+	}
+}
+
+// TestWarmStartKeepsLearning: online BPR started from a batch-trained snapshot of the first
+// 80% of the MovieLens log (in time order) goes on learning from the last 20% prequentially,
+// and does better there than the same online model started from nothing.
+func TestWarmStartKeepsLearning(t *testing.T) {
+	ds, err := datasets.LoadMovieLens("../../shared/data/movielens-posters/ratings.csv")
+	if err != nil {
+		if os.Getenv("CI") == "" && os.IsNotExist(err) {
+			t.Skip("MovieLens data missing:", err)
+		}
+		t.Fatal(err)
+	}
+	cut := len(ds.Interactions) * 8 / 10
+	opts := eval.TrainOptions{Epochs: 5, Seed: 1, Updater: updater.DefaultOptions()}
+	batch, err := eval.TrainOnline(context.Background(), ds, ds.Interactions[:cut], opts, models.NewBPR(models.DefaultBPROptions()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := batch.Snapshot("bpr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recall := func(warm bool) float64 {
+		u, err := updater.New(featurestore.NewMemory(), updater.DefaultOptions(), models.NewBPR(models.DefaultBPROptions()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if warm {
+			if err := u.Restore(snap); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := eval.NewPrequential(u.Models(), 10, 3, 1000)
+		u.SetObserver(p)
+		for i := cut; i < len(ds.Interactions); i++ {
+			ev := ds.Event(i)
+			if err := u.Apply(context.Background(), &ev, updater.Position{Topic: "log", Offset: int64(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p.Total()[0].Recall()
+	}
+	cold, warm := recall(false), recall(true)
+	t.Logf("prequential Recall@10 over the last 20%%: from nothing %.4f, from the batch snapshot %.4f", cold, warm)
+	if warm <= cold*1.1 {
+		t.Errorf("the warm start (%.4f) is not clearly better than a cold one (%.4f)", warm, cold)
 	}
 }

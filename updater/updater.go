@@ -121,6 +121,7 @@ type Updater struct {
 	embeddings     map[string][]float32
 	unflushed      int
 	firstUnflushed time.Time
+	restored       bool // Restore put rows in the cache that no flush has written yet
 
 	observer   Observer
 	rng        *rand.Rand
@@ -187,7 +188,7 @@ func (u *Updater) Load(ctx context.Context, topics ...string) error {
 	clear(u.parts)
 	clear(u.itemCounts)
 	clear(u.embeddings)
-	u.unflushed = 0
+	u.unflushed, u.restored = 0, false
 	cat, err := u.store.Catalog(ctx, CatalogItems)
 	if err != nil {
 		return fmt.Errorf("updater: load catalog: %w", err)
@@ -510,9 +511,10 @@ func (f *PendingFlush) Commit(ctx context.Context) error {
 // assumes that it lands: shared rows are rebased on the values they will have, so that
 // events applied meanwhile count towards the next flush only.
 func (u *Updater) StartFlush() *PendingFlush {
-	if u.unflushed == 0 {
+	if u.unflushed == 0 && !u.restored {
 		return nil
 	}
+	u.restored = false
 	f := &PendingFlush{tx: u.store.Begin(), events: u.unflushed}
 	for _, st := range u.models {
 		if st.users.nDirty > 0 {
@@ -665,4 +667,50 @@ func (u *Updater) Snapshot(model string) (models.Snapshot, error) {
 		snap.Meta[fmt.Sprintf("offset:%s:%d", k.topic, k.partition)] = strconv.FormatInt(p.next, 10)
 	}
 	return snap, nil
+}
+
+// Restore loads a snapshot written by Snapshot (for example by a batch retrain) into the
+// cache, as the starting point of further online learning. User rows are marked for
+// writing; item and global rows keep their stored base, so the next flush merges the
+// difference into the store like any other delta. Items new to the catalog join it in the
+// snapshot's order. Offsets in the snapshot are not adopted: the consumer's stored offsets
+// stay authoritative. Load drops restored rows that were not flushed: to start consumers
+// from a snapshot, Restore into an updater over their store and Flush; they Load it.
+func (u *Updater) Restore(snap models.Snapshot) error {
+	st, found := u.byName[snap.Model]
+	if !found {
+		return fmt.Errorf("%w %q", ErrUnknownModel, snap.Model)
+	}
+	for _, tb := range snap.Tables {
+		var t *table
+		switch tb.Name {
+		case "users":
+			t = st.users
+		case "items":
+			t = st.items
+		case "global":
+			t = st.global
+		}
+		if t == nil || tb.Cols != t.width || len(tb.IDs) != tb.Rows || len(tb.Data) != tb.Rows*tb.Cols {
+			return fmt.Errorf("updater: snapshot table %s/%s (%d×%d) does not fit the model", snap.Model, tb.Name, tb.Rows, tb.Cols)
+		}
+		for r, id := range tb.IDs {
+			row := tb.Data[r*tb.Cols : (r+1)*tb.Cols]
+			switch tb.Name {
+			case "users":
+				i, ok := t.index[id]
+				if !ok {
+					i = t.add(id, nil)
+				}
+				copy(t.at(i), row)
+				t.markDirty(i)
+			case "items":
+				copy(t.at(u.ensureItem(id)), row)
+			default:
+				copy(t.at(0), row)
+			}
+		}
+	}
+	u.restored = true // the next flush writes the restored rows, even without events
+	return nil
 }
