@@ -679,7 +679,7 @@ func (u *Updater) Snapshot(model string) (models.Snapshot, error) {
 func (u *Updater) Restore(snap models.Snapshot) error {
 	st, found := u.byName[snap.Model]
 	if !found {
-		return fmt.Errorf("%w %q", ErrUnknownModel, snap.Model)
+		return fmt.Errorf("%w %q: the snapshot's model is not one of %v", ErrUnknownModel, snap.Model, u.Models())
 	}
 	for _, tb := range snap.Tables {
 		var t *table

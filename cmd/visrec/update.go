@@ -32,6 +32,7 @@ func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
 	session := fs.Duration("session-timeout", consumers.DefaultOptions().SessionTimeout, "group session timeout: how long a dead member holds its partitions")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics here, e.g. 127.0.0.1:9101")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	fromSnapshot := fs.String("from-snapshot", "", "before consuming, merge this snapshot (from visrec retrain, an online model's) into the store")
 	var mf modelFlags
 	mf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -61,6 +62,12 @@ func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *fromSnapshot != "" {
+		if err := restoreSnapshot(ctx, upd, *fromSnapshot); err != nil {
+			return err
+		}
+		log.Info("snapshot merged into the store", zap.String("file", *fromSnapshot))
+	}
 	copts := consumers.DefaultOptions(splitList(*brokers)...)
 	copts.Group, copts.EventsTopic, copts.ItemsTopic, copts.DeadLetterTopic = *group, *eventsTopic, *itemsTopic, *dlqTopic
 	copts.EmbeddingDim = *dim
@@ -80,4 +87,20 @@ func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
 	err = c.Run(ctx)
 	log.Info("stopped", zap.Int64("committed", c.Committed()))
 	return err
+}
+
+// restoreSnapshot writes a snapshot into the store through upd (Load, Restore, Flush), so
+// that the consumers start from it.
+func restoreSnapshot(ctx context.Context, upd *updater.Updater, path string) error {
+	snap, err := readSnapshotFile(path)
+	if err != nil {
+		return err
+	}
+	if err := upd.Load(ctx); err != nil {
+		return err
+	}
+	if err := upd.Restore(snap); err != nil {
+		return err
+	}
+	return upd.Flush(ctx)
 }
