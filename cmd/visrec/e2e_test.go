@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -370,5 +371,48 @@ func TestTwoUpdatersOneGroup(t *testing.T) {
 	items := rows(t, store, "bpr:items")
 	if len(items) != len(counts) {
 		t.Errorf("%d item rows, %d items produced", len(items), len(counts))
+	}
+}
+
+// TestRetrainThenUpdateFromSnapshot: `visrec retrain` writes a BPR snapshot of MovieLens, and
+// `visrec update --from-snapshot` merges it into Redis before consuming: every user and item
+// row in the store equals the snapshot's, bit for bit.
+func TestRetrainThenUpdateFromSnapshot(t *testing.T) {
+	data := "../../../shared/data/movielens-posters/ratings.csv"
+	if _, err := os.Stat(data); err != nil && os.Getenv("CI") == "" {
+		t.Skip("MovieLens data missing:", err)
+	}
+	e := newE2E(t, 1)
+	path := filepath.Join(t.TempDir(), "bpr.snap")
+	if out, err := exec.Command(visrecBin, "retrain", "--models", "bpr", "--epochs", "2", "--data", data, "--out", path).CombinedOutput(); err != nil {
+		t.Fatalf("retrain: %v\n%s", err, out)
+	}
+	snap, err := readSnapshotFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := testenv.Unique("snap")
+	store := e.store(ns)
+	p := e.start(ns, ns, "--from-snapshot", path)
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(p.stderr.String(), "snapshot merged") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no merge after a minute:\n%s", p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.kill(t, syscall.SIGTERM)
+	for _, tb := range snap.Tables {
+		got := rows(t, store, "bpr:"+tb.Name)
+		if len(got) != tb.Rows {
+			t.Fatalf("%s: %d rows in Redis, %d in the snapshot", tb.Name, len(got), tb.Rows)
+		}
+		for r, id := range tb.IDs {
+			for c, x := range got[id] {
+				if x != tb.Data[r*tb.Cols+c] {
+					t.Fatalf("%s %s[%d]: %v in Redis, %v in the snapshot", tb.Name, id, c, x, tb.Data[r*tb.Cols+c])
+				}
+			}
+		}
 	}
 }
