@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,6 +207,32 @@ func TestNeuMFDeterministic(t *testing.T) {
 	}
 	if bytes.Equal(ea.Bytes(), ec.Bytes()) {
 		t.Error("different seeds, same model")
+	}
+
+	// Concurrent ScoreAll (as Evaluate with several workers) agrees with sequential calls.
+	want := make([][]float32, 30)
+	for u := range want {
+		want[u] = a.ScoreAll(int32(u), nil)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 4)
+	for g := range 4 {
+		wg.Go(func() {
+			var dst []float32
+			for k := range 30 {
+				u := (k + 7*g) % 30
+				dst = a.ScoreAll(int32(u), dst)
+				if !slices.Equal(dst, want[u]) {
+					errs <- "user " + strconv.Itoa(u)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("concurrent ScoreAll differs: %s", e)
 	}
 }
 
