@@ -149,13 +149,15 @@ func TrainMultVAE(nUsers, nItems int, train []datasets.Interaction, opts MultVAE
 			active = append(active, u)
 		}
 	}
+	bufs := &vaeBufs{x: make([]float32, min(opts.BatchSize, len(active))*nItems),
+		xn: make([]float32, min(opts.BatchSize, len(active))*nItems)}
 	step := 0
 	for ep := 0; ep < opts.Epochs; ep++ {
 		shuffle.Shuffle(len(active), func(i, j int) { active[i], active[j] = active[j], active[i] })
 		for lo := 0; lo < len(active); lo += opts.BatchSize {
 			batch := active[lo:min(lo+opts.BatchSize, len(active))]
 			beta := float32(min(float64(opts.BetaMax), float64(step)/float64(opts.AnnealSteps)))
-			m.step(tape, batch, beta, noise)
+			m.step(tape, batch, beta, noise, bufs)
 			adam.Step()
 			step++
 		}
@@ -166,26 +168,44 @@ func TrainMultVAE(nUsers, nItems int, train []datasets.Interaction, opts MultVAE
 	return m, nil
 }
 
+// vaeBufs are the dense input rows of a batch, kept zero between steps but for the
+// entries of the batch in use.
+type vaeBufs struct{ x, xn []float32 }
+
 // step records one batch's loss on tape and backpropagates it into the parameters.
-func (m *MultVAE) step(tape *nn.Tape, batch []int, beta float32, noise *rand.Rand) {
+// Dropout is applied to the input's non-zero entries only (a zero stays zero anyway), each
+// kept with probability 1−p and scaled by 1/(1−p); the draws come from noise.
+func (m *MultVAE) step(tape *nn.Tape, batch []int, beta float32, noise *rand.Rand, bufs *vaeBufs) {
 	tape.Reset()
 	b, n := len(batch), m.nItems
-	x := nn.New(b, n)
-	xn := nn.New(b, n)
+	x := nn.FromData(bufs.x[:b*n], b, n)
+	xn := nn.FromData(bufs.xn[:b*n], b, n)
+	p := m.opts.Dropout
 	for r, u := range batch {
 		items := m.items[m.off[u]:m.off[u+1]]
 		inv := float32(1 / math.Sqrt(float64(len(items))))
+		kept := inv / (1 - p)
 		for _, i := range items {
 			x.Data[r*n+int(i)] = 1
-			xn.Data[r*n+int(i)] = inv
+			if p > 0 && noise.Float32() < p {
+				xn.Data[r*n+int(i)] = 0
+			} else {
+				xn.Data[r*n+int(i)] = kept
+			}
 		}
 	}
+	defer func() {
+		for r, u := range batch {
+			for _, i := range m.items[m.off[u]:m.off[u+1]] {
+				x.Data[r*n+int(i)], xn.Data[r*n+int(i)] = 0, 0
+			}
+		}
+	}()
 	eps := nn.New(b, m.opts.Latent)
 	for k := range eps.Data {
 		eps.Data[k] = float32(noise.NormFloat64())
 	}
-	in := tape.Dropout(tape.Const(xn), m.opts.Dropout)
-	h := tape.Tanh(m.enc.Forward(tape, in))
+	h := tape.Tanh(m.enc.Forward(tape, tape.Const(xn)))
 	mu := m.mu.Forward(tape, h)
 	lv := m.logvar.Forward(tape, h)
 	std := tape.Exp(tape.Scale(lv, 0.5))

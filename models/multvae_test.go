@@ -126,9 +126,15 @@ func mustScore(t *testing.T, nUsers, nItems int, xs []datasets.Interaction) []fl
 	return m.ScoreAll(0, nil)
 }
 
-// TestMultVAEMovieLens trains a reduced Mult-VAE (256/64, fewer epochs, for test time) on
-// the seeded random 80/20 split of ml-latest-small used by TestWMFMovieLens and ranks all
-// items per test user.
+// TestMultVAEMovieLens trains a reduced Mult-VAE (128/32, 20 epochs of 200 users, LR 3e-3,
+// β reaching 0.2 after 8 of the 80 steps, for test time) on the seeded random 80/20 split
+// of ml-latest-small used by TestWMFMovieLens and ranks all items per test user.
+//
+// Measured (go test ./models -run TestMultVAEMovieLens -v; amd64, 2 cores, ~10 s): AUC
+// 0.9160, Recall@20 0.1558, NDCG@20 0.2151, against popularity's 0.8957 / 0.1103. The
+// paper's 600/200 and more epochs should do better (a 256/64, 30-epoch run gave AUC 0.9216,
+// Recall@20 0.1756 in 27 s), still short of WMF's 0.241. Training is deterministic; the
+// ±0.01 tolerance is for other platforms' rounding.
 func TestMultVAEMovieLens(t *testing.T) {
 	ds := loadML(t)
 	sp, err := eval.RandomSplit(ds, 0.2, 1)
@@ -164,8 +170,8 @@ func TestMultVAEMovieLens(t *testing.T) {
 }
 
 const (
-	multVAEWantAUC    = 0.9134
-	multVAEWantRecall = 0.1640
+	multVAEWantAUC    = 0.9160
+	multVAEWantRecall = 0.1558
 )
 
 func multVAEMovieLensOptions() models.MultVAEOptions {
