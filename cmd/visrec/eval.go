@@ -77,22 +77,15 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 		}
 	}
 
-	// WMF (ALS) and VBPR are batch models; the others learn online and train through the
-	// updater.
-	wantWMF, wantVBPR := false, false
-	var online []string
+	// Batch models (wmf, vbpr, neumf) train on the split at once; the others learn online and
+	// train through the updater.
+	var batch, online []string
 	for _, n := range mf.labels() {
-		switch n {
-		case "wmf":
-			wantWMF = true
-		case "vbpr":
-			wantVBPR = true
-		default:
+		if batchModels[n] {
+			batch = append(batch, n)
+		} else {
 			online = append(online, n)
 		}
-	}
-	if wantVBPR && ds.FeatureDim == 0 {
-		return fmt.Errorf("vbpr needs item features: %s has none (try --data posters)", ds.Name)
 	}
 	mf.names = strings.Join(online, ",")
 	var ms []models.Online
@@ -127,29 +120,15 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 
 	addRow("popularity", eval.Evaluate(eval.NewPopularityScorer(len(ds.Items), sp.Train), len(ds.Items), sp.Train, sp.Test, cuts, eo), 0)
 	var curves []report.Series
-	if wantWMF {
-		wo := models.DefaultWMFOptions()
-		wo.Factors, wo.Iterations = mf.factors, *epochs
-		bar := newBar(int64(*epochs), "training wmf")
+	for _, name := range batch {
+		bar := newBar(int64(*epochs), "training "+name)
 		t0 := time.Now()
-		w, err := models.TrainWMF(len(ds.Users), len(ds.Items), sp.Train, wo, func(int) { bar.Add(1) }) //nolint:errcheck // display only
+		m, err := trainBatch(name, ds, sp.Train, mf.factors, *epochs, func(int) { bar.Add(1) }) //nolint:errcheck // display only
 		if err != nil {
 			return err
 		}
 		bar.Finish() //nolint:errcheck // display only
-		addRow("wmf", eval.Evaluate(w, len(ds.Items), sp.Train, sp.Test, cuts, eo), time.Since(t0))
-	}
-	if wantVBPR {
-		vo := models.DefaultVBPROptions()
-		vo.Factors, vo.Epochs = mf.factors, *epochs
-		bar := newBar(int64(*epochs), "training vbpr")
-		t0 := time.Now()
-		v, err := models.TrainVBPR(len(ds.Users), len(ds.Items), sp.Train, ds.Features, ds.FeatureDim, vo, func(int) { bar.Add(1) }) //nolint:errcheck // display only
-		if err != nil {
-			return err
-		}
-		bar.Finish() //nolint:errcheck // display only
-		addRow("vbpr", eval.Evaluate(v, len(ds.Items), sp.Train, sp.Test, cuts, eo), time.Since(t0))
+		addRow(name, eval.Evaluate(m, len(ds.Items), sp.Train, sp.Test, cuts, eo), time.Since(t0))
 	}
 	for i, m := range ms {
 		name := online[i]

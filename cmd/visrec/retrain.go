@@ -45,27 +45,13 @@ func runRetrain(ctx context.Context, log *zap.Logger, args []string) error {
 	tick := func(int) { bar.Add(1) } //nolint:errcheck // display only
 	t0 := time.Now()
 	var snap models.Snapshot
-	switch labels[0] {
-	case "wmf":
-		o := models.DefaultWMFOptions()
-		o.Factors, o.Iterations = mf.factors, *epochs
-		w, err := models.TrainWMF(len(ds.Users), len(ds.Items), ds.Interactions, o, tick)
+	if batchModels[labels[0]] {
+		m, err := trainBatch(labels[0], ds, ds.Interactions, mf.factors, *epochs, tick)
 		if err != nil {
 			return err
 		}
-		snap = w.Snapshot()
-	case "vbpr":
-		if ds.FeatureDim == 0 {
-			return fmt.Errorf("vbpr needs item features: %s has none", ds.Name)
-		}
-		o := models.DefaultVBPROptions()
-		o.Factors, o.Epochs = mf.factors, *epochs
-		v, err := models.TrainVBPR(len(ds.Users), len(ds.Items), ds.Interactions, ds.Features, ds.FeatureDim, o, tick)
-		if err != nil {
-			return err
-		}
-		snap = v.Snapshot()
-	default:
+		snap = m.Snapshot()
+	} else {
 		ms, uopts, err := mf.build()
 		if err != nil {
 			return err
@@ -80,6 +66,9 @@ func runRetrain(ctx context.Context, log *zap.Logger, args []string) error {
 		}
 	}
 	bar.Finish() //nolint:errcheck // display only
+	if snap.Meta == nil {
+		snap.Meta = map[string]string{}
+	}
 	snap.Meta["data"], snap.Meta["trained_at"] = ds.Name, time.Now().UTC().Format(time.RFC3339)
 	snap.Meta["interactions"] = fmt.Sprint(len(ds.Interactions))
 	if err := writeSnapshotFile(*out, snap); err != nil {
