@@ -1,0 +1,159 @@
+package models_test
+
+import (
+	"bytes"
+	"math"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/visrec/visrec/datasets"
+	"github.com/visrec/visrec/eval"
+	"github.com/visrec/visrec/models"
+)
+
+// smallBiVAE returns options small enough for unit tests.
+func smallBiVAE() models.BiVAEOptions {
+	o := models.DefaultBiVAEOptions()
+	o.Hidden, o.Latent, o.Epochs, o.BatchSize, o.Workers = 16, 8, 3, 7, 2
+	return o
+}
+
+func TestBiVAESnapshotRoundTrip(t *testing.T) {
+	const nUsers, nItems = 30, 40
+	m, err := models.TrainBiVAE(nUsers, nItems, randomInteractions(3, nUsers, nItems, 300), smallBiVAE(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := models.WriteSnapshot(&buf, m.Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	first := slices.Clone(buf.Bytes())
+	s, err := models.ReadSnapshot(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := models.BiVAEFromSnapshot(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again bytes.Buffer
+	if err := models.WriteSnapshot(&again, m2.Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first, again.Bytes()) {
+		t.Fatal("snapshot bytes differ after a round trip")
+	}
+	var a, b []float32
+	for u := int32(-1); u <= nUsers; u++ {
+		a, b = m.ScoreAll(u, a), m2.ScoreAll(u, b)
+		for i := range a {
+			if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+				t.Fatalf("user %d item %d: %v vs %v", u, i, a[i], b[i])
+			}
+			if u >= 0 && u < nUsers && math.Float32bits(a[i]) != math.Float32bits(m.Score(u, int32(i))) {
+				t.Fatalf("user %d item %d: ScoreAll %v, Score %v", u, i, a[i], m.Score(u, int32(i)))
+			}
+		}
+	}
+	bad := m.Snapshot()
+	bad.Tables = bad.Tables[:1]
+	if _, err := models.BiVAEFromSnapshot(bad); err == nil {
+		t.Error("snapshot without item_mu accepted")
+	}
+	bad = m.Snapshot()
+	bad.Model = "multvae"
+	if _, err := models.BiVAEFromSnapshot(bad); err == nil {
+		t.Error("snapshot of another model accepted")
+	}
+}
+
+func TestBiVAEDeterministic(t *testing.T) {
+	const nUsers, nItems = 25, 50
+	xs := randomInteractions(5, nUsers, nItems, 250)
+	train := func(workers int, seed uint64) []float32 {
+		o := smallBiVAE()
+		o.Workers, o.Seed = workers, seed
+		epochs := 0
+		m, err := models.TrainBiVAE(nUsers, nItems, xs, o, func(e int) { epochs = e })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if epochs != o.Epochs {
+			t.Fatalf("progress reported %d epochs, want %d", epochs, o.Epochs)
+		}
+		var out []float32
+		for _, tab := range m.Snapshot().Tables {
+			out = append(out, tab.Data...)
+		}
+		return out
+	}
+	a, b := train(1, 1), train(1, 1)
+	for k := range a {
+		if math.Float32bits(a[k]) != math.Float32bits(b[k]) {
+			t.Fatalf("value %d: %v vs %v", k, a[k], b[k])
+		}
+		if math.IsNaN(float64(a[k])) || math.IsInf(float64(a[k]), 0) {
+			t.Fatalf("value %d is %v", k, a[k])
+		}
+	}
+	if slices.Equal(a, train(1, 2)) {
+		t.Error("seed 2 gives the same model as seed 1")
+	}
+	if _, err := models.TrainBiVAE(nUsers, nItems, []datasets.Interaction{{User: 0, Item: nItems}}, smallBiVAE(), nil); err == nil {
+		t.Error("item out of range accepted")
+	}
+	o := smallBiVAE()
+	o.LR = 0
+	if _, err := models.TrainBiVAE(nUsers, nItems, xs, o, nil); err == nil {
+		t.Error("LR 0 accepted")
+	}
+}
+
+// TestBiVAEMovieLens trains a small BiVAE on the seeded random 80/20 split of
+// ml-latest-small used by TestWMFMovieLens and ranks all items per test user.
+func TestBiVAEMovieLens(t *testing.T) {
+	ds := loadML(t)
+	sp, err := eval.RandomSplit(ds, 0.2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(ds.Items)
+	o := biVAEMovieLensOptions()
+	start := time.Now()
+	m, err := models.TrainBiVAE(len(ds.Users), n, sp.Train, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainTime := time.Since(start)
+	eo := eval.EvalOptions{Workers: 2}
+	ks := []int{20}
+	pop := eval.Evaluate(eval.NewPopularityScorer(n, sp.Train), n, sp.Train, sp.Test, ks, eo)
+	r := eval.Evaluate(m, n, sp.Train, sp.Test, ks, eo)
+	at, pat := r.AtK[0], pop.AtK[0]
+	t.Logf("BiVAE %+v: AUC %.4f, Recall@20 %.4f, NDCG@20 %.4f (%d users, trained in %v); popularity AUC %.4f, Recall@20 %.4f",
+		o, r.AUC, at.Recall, at.NDCG, r.Users, trainTime.Round(time.Millisecond), pop.AUC, pat.Recall)
+	if r.AUC <= pop.AUC || at.Recall <= pat.Recall {
+		t.Errorf("BiVAE AUC %.4f, Recall@20 %.4f do not beat popularity's %.4f, %.4f", r.AUC, at.Recall, pop.AUC, pat.Recall)
+	}
+	for _, f := range []struct {
+		name      string
+		got, want float64
+	}{{"AUC", r.AUC, biVAEWantAUC}, {"Recall@20", at.Recall, biVAEWantRecall}} {
+		if math.Abs(f.got-f.want) > 0.015 {
+			t.Errorf("%s %.4f, measured %.4f ± 0.015", f.name, f.got, f.want)
+		}
+	}
+}
+
+const (
+	biVAEWantAUC    = 0.9061
+	biVAEWantRecall = 0.1597
+)
+
+func biVAEMovieLensOptions() models.BiVAEOptions {
+	o := models.DefaultBiVAEOptions()
+	o.Epochs, o.LR, o.Workers = 5, 5e-3, 2
+	return o
+}
