@@ -18,6 +18,10 @@ type MFOptions struct {
 	// Explicit selects the loss: true regresses on ratings (ex.Value); false is weighted
 	// implicit feedback with a sampled negative.
 	Explicit bool
+	// NoBias drops the biases and the global mean (explicit only): probabilistic MF
+	// (Salakhutdinov and Mnih 2008), whose MAP estimate is this L2-regularised squared loss on
+	// p·q alone. The model is then named "pmf"; its rows keep the (zero) bias slot.
+	NoBias bool
 	// MaxError clips the residual used in the gradient to ±MaxError (a Huber-style guard
 	// against absurd ratings); <= 0 disables the clip.
 	MaxError float32
@@ -33,6 +37,9 @@ func DefaultMFOptions() MFOptions {
 func (o MFOptions) Validate() error {
 	if o.Factors < 1 {
 		return fmt.Errorf("models: MF factors %d < 1", o.Factors)
+	}
+	if o.NoBias && !o.Explicit {
+		return fmt.Errorf("models: MF without biases (PMF) is explicit only")
 	}
 	if math.IsNaN(float64(o.MaxError)) {
 		return fmt.Errorf("models: MF MaxError is NaN")
@@ -96,7 +103,12 @@ func NewMF(opts MFOptions) *MF {
 func (m *MF) Options() MFOptions { return m.opts }
 
 // Name is "mf".
-func (m *MF) Name() string { return "mf" }
+func (m *MF) Name() string {
+	if m.opts.NoBias {
+		return "pmf"
+	}
+	return "mf"
+}
 
 // UserDim is K+1.
 func (m *MF) UserDim() int { return m.k + 1 }
@@ -168,15 +180,20 @@ func (m *MF) stepOne(ex *Example) float32 {
 		d = dot64(p, q)
 	}
 	bu, bi := float64(u[0]), float64(i[0])
+	if m.opts.NoBias {
+		mu, bu, bi = 0, 0, 0
+	}
 	e := mu + bu + bi + d - y
 	loss := 0.5 * w * e * e
 	g := w * clip(e, m.max) // dL/ds
 
-	if len(ex.Global) > 0 {
-		ex.Global[0] = clampParam(mu - m.lr*g)
+	if !m.opts.NoBias {
+		if len(ex.Global) > 0 {
+			ex.Global[0] = clampParam(mu - m.lr*g)
+		}
+		u[0] = clampParam(bu - m.lr*(g+m.regB*bu))
+		i[0] = clampParam(bi - m.lr*(g+m.regB*bi))
 	}
-	u[0] = clampParam(bu - m.lr*(g+m.regB*bu))
-	i[0] = clampParam(bi - m.lr*(g+m.regB*bi))
 	a, c := 1-m.lr*m.reg, m.lr*g
 	if !slow && fastOK(n2, a, c, 0) {
 		update2(p, q, float32(a), ftz(c))

@@ -34,7 +34,7 @@ type modelFlags struct {
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&m.names, "models", "bpr", "comma-separated models: bpr, mf (explicit ratings), mf-implicit; visrec eval and retrain also take the batch models wmf (ALS, --epochs iterations), vbpr (needs item features), neumf and multvae")
+	fs.StringVar(&m.names, "models", "bpr", "comma-separated models: bpr, mf (explicit ratings), pmf (explicit, no biases), mf-implicit; visrec eval and retrain also take the batch models wmf (ALS, --epochs iterations), vbpr (needs item features), neumf and multvae")
 	fs.IntVar(&m.factors, "factors", 64, "latent factors K")
 	fs.IntVar(&m.negatives, "negatives", updater.DefaultOptions().Negatives, "sampled negatives (steps) per positive event for bpr and mf-implicit")
 	fs.Float64Var(&m.lr, "lr", 0, "learning rate (0: each model's default)")
@@ -62,22 +62,23 @@ func (m *modelFlags) build() ([]models.Online, updater.Options, error) {
 				return nil, updater.Options{}, err
 			}
 			ms = append(ms, models.NewBPR(o))
-		case "mf", "mf-implicit":
+		case "mf", "mf-implicit", "pmf":
 			o := models.DefaultMFOptions()
 			o.Factors = m.factors
+			o.NoBias = strings.TrimSpace(name) == "pmf"
 			if m.lr > 0 {
 				o.LearnRate = float32(m.lr)
 			}
 			if m.reg > 0 {
 				o.Reg = float32(m.reg)
 			}
-			o.Explicit = strings.TrimSpace(name) == "mf"
+			o.Explicit = strings.TrimSpace(name) != "mf-implicit"
 			if err := o.Validate(); err != nil {
 				return nil, updater.Options{}, err
 			}
 			ms = append(ms, models.NewMF(o))
 		default:
-			return nil, updater.Options{}, fmt.Errorf("unknown model %q (known: bpr, mf, mf-implicit)", name)
+			return nil, updater.Options{}, fmt.Errorf("unknown model %q (known: bpr, mf, pmf, mf-implicit)", name)
 		}
 	}
 	opts := updater.DefaultOptions()
