@@ -154,8 +154,9 @@ func (s *biSide) step(tape *nn.Tape, batch []int, other []float32, k int, beta f
 	lv := s.logvar.Forward(tape, h)
 	z := tape.Add(mu, tape.Mul(tape.Const(eps), tape.Exp(tape.Scale(lv, 0.5))))
 	logits := tape.MatMulT(z, tape.Const(nn.FromData(other, s.width, k)))
-	// BCEWithLogits is the mean over b·width entries; the sum per row, averaged over rows:
-	nll := tape.Scale(tape.BCEWithLogits(logits, xt), float32(s.width))
+	// Σ BCE(r, σ(s)) = Σ softplus(s) − r·s, summed per row and averaged over rows (as
+	// separate ops, which run on all workers).
+	nll := tape.Scale(tape.Sub(tape.Sum(tape.Softplus(logits)), tape.Sum(tape.Mul(logits, tape.Const(xt)))), 1/float32(b))
 	kl := tape.Sum(tape.Sub(tape.Add(tape.Exp(lv), tape.Square(mu)), tape.AddScalar(lv, 1)))
 	tape.Backward(tape.Add(nll, tape.Scale(kl, 0.5*beta/float32(b))))
 	s.fill(x, batch, 0)

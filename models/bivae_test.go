@@ -113,6 +113,13 @@ func TestBiVAEDeterministic(t *testing.T) {
 
 // TestBiVAEMovieLens trains a small BiVAE on the seeded random 80/20 split of
 // ml-latest-small used by TestWMFMovieLens and ranks all items per test user.
+//
+// Measured (go test ./models -run TestBiVAEMovieLens -v; amd64, 2 cores, 5 epochs of
+// 128/32, LR 5e-3, ~6-8 s): AUC 0.9061, Recall@20 0.1597, NDCG@20 0.2238,
+// against popularity's 0.8957 / 0.1103. 15 epochs at LR 3e-3 gave AUC 0.9222, Recall@20
+// 0.2006, NDCG@20 0.2676 (about 3× the time). The AUC margin over popularity is only
+// 0.010, below the ±0.015 tolerance: the strict beat is checked separately. Training is
+// deterministic; the tolerance is for other platforms' rounding.
 func TestBiVAEMovieLens(t *testing.T) {
 	ds := loadML(t)
 	sp, err := eval.RandomSplit(ds, 0.2, 1)
