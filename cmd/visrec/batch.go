@@ -10,7 +10,7 @@ import (
 
 // batchModels are the models that train on a whole data set at once rather than through the
 // updater.
-var batchModels = map[string]bool{"wmf": true, "vbpr": true, "neumf": true, "multvae": true}
+var batchModels = map[string]bool{"wmf": true, "vbpr": true, "neumf": true, "multvae": true, "bivae": true}
 
 // batchModel is a trained batch model: it scores and it snapshots.
 type batchModel interface {
@@ -43,6 +43,10 @@ func trainBatch(name string, ds *datasets.Dataset, train []datasets.Interaction,
 		o := models.DefaultMultVAEOptions()
 		o.Hidden, o.Latent, o.BatchSize, o.LR, o.AnnealSteps, o.Epochs = 128, 32, 200, 3e-3, 40, epochs
 		return models.TrainMultVAE(len(ds.Users), len(ds.Items), train, o, tick)
+	case "bivae":
+		o := models.DefaultBiVAEOptions()
+		o.Epochs = epochs
+		return models.TrainBiVAE(len(ds.Users), len(ds.Items), train, o, tick)
 	}
 	return nil, fmt.Errorf("unknown batch model %q", name)
 }

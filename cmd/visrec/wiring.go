@@ -34,7 +34,7 @@ type modelFlags struct {
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&m.names, "models", "bpr", "comma-separated models: bpr, mf (explicit ratings), pmf (explicit, no biases), mf-implicit; visrec eval and retrain also take the batch models wmf (ALS, --epochs iterations), vbpr (needs item features), neumf and multvae")
+	fs.StringVar(&m.names, "models", "bpr", "comma-separated models: bpr, mf (explicit ratings), pmf (explicit, no biases), mf-implicit; visrec eval and retrain also take the batch models wmf (ALS, --epochs iterations), vbpr (needs item features), neumf, multvae and bivae")
 	fs.IntVar(&m.factors, "factors", 64, "latent factors K")
 	fs.IntVar(&m.negatives, "negatives", updater.DefaultOptions().Negatives, "sampled negatives (steps) per positive event for bpr and mf-implicit")
 	fs.Float64Var(&m.lr, "lr", 0, "learning rate (0: each model's default)")
