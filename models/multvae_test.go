@@ -1,7 +1,6 @@
 package models_test
 
 import (
-	"bytes"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -36,26 +35,7 @@ func TestMultVAESnapshotRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if err := models.WriteSnapshot(&buf, m.Snapshot()); err != nil {
-		t.Fatal(err)
-	}
-	first := slices.Clone(buf.Bytes())
-	s, err := models.ReadSnapshot(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m2, err := models.MultVAEFromSnapshot(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var again bytes.Buffer
-	if err := models.WriteSnapshot(&again, m2.Snapshot()); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(first, again.Bytes()) {
-		t.Fatal("snapshot bytes differ after a round trip")
-	}
+	m2 := roundTrip(t, m.Snapshot(), models.MultVAEFromSnapshot)
 	var a, b []float32
 	for u := int32(-1); u <= nUsers; u++ {
 		a, b = m.ScoreAll(u, a), m2.ScoreAll(u, b)
