@@ -40,17 +40,11 @@ func DefaultBiVAEOptions() BiVAEOptions {
 
 // Validate reports options that TrainBiVAE would refuse.
 func (o BiVAEOptions) Validate() error {
-	fin := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
+	if err := checkVAE("BiVAE", o.Hidden, o.Latent, o.Epochs, o.BatchSize, o.LR); err != nil {
+		return err
+	}
 	switch {
-	case o.Hidden < 1 || o.Latent < 1:
-		return fmt.Errorf("models: BiVAE hidden %d, latent %d: both must be ≥ 1", o.Hidden, o.Latent)
-	case o.Epochs < 0:
-		return fmt.Errorf("models: BiVAE epochs %d < 0", o.Epochs)
-	case o.BatchSize < 1:
-		return fmt.Errorf("models: BiVAE batch size %d < 1", o.BatchSize)
-	case !(o.LR > 0) || !fin(o.LR):
-		return fmt.Errorf("models: BiVAE LR %v is not a finite positive number", o.LR)
-	case !(o.BetaKL >= 0) || !fin(o.BetaKL):
+	case !(o.BetaKL >= 0) || !finite64(float64(o.BetaKL)):
 		return fmt.Errorf("models: BiVAE KL weight %v is not a finite non-negative number", o.BetaKL)
 	}
 	return nil

@@ -44,18 +44,28 @@ func DefaultMultVAEOptions() MultVAEOptions {
 		Dropout: 0.5, BetaMax: 0.2, AnnealSteps: 200000, Seed: 1, Workers: runtime.GOMAXPROCS(0)}
 }
 
+// checkVAE validates the options the VAE models share.
+func checkVAE(model string, hidden, latent, epochs, batch int, lr float32) error {
+	switch {
+	case hidden < 1 || latent < 1:
+		return fmt.Errorf("models: %s hidden %d, latent %d: both must be ≥ 1", model, hidden, latent)
+	case epochs < 0:
+		return fmt.Errorf("models: %s epochs %d < 0", model, epochs)
+	case batch < 1:
+		return fmt.Errorf("models: %s batch size %d < 1", model, batch)
+	case !(lr > 0) || !finite64(float64(lr)):
+		return fmt.Errorf("models: %s LR %v is not a finite positive number", model, lr)
+	}
+	return nil
+}
+
 // Validate reports options that TrainMultVAE would refuse.
 func (o MultVAEOptions) Validate() error {
-	fin := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
+	fin := func(v float32) bool { return finite64(float64(v)) }
+	if err := checkVAE("Mult-VAE", o.Hidden, o.Latent, o.Epochs, o.BatchSize, o.LR); err != nil {
+		return err
+	}
 	switch {
-	case o.Hidden < 1 || o.Latent < 1:
-		return fmt.Errorf("models: Mult-VAE hidden %d, latent %d: both must be ≥ 1", o.Hidden, o.Latent)
-	case o.Epochs < 0:
-		return fmt.Errorf("models: Mult-VAE epochs %d < 0", o.Epochs)
-	case o.BatchSize < 1:
-		return fmt.Errorf("models: Mult-VAE batch size %d < 1", o.BatchSize)
-	case !(o.LR > 0) || !fin(o.LR):
-		return fmt.Errorf("models: Mult-VAE LR %v is not a finite positive number", o.LR)
 	case !(o.WeightDecay >= 0) || !fin(o.WeightDecay):
 		return fmt.Errorf("models: Mult-VAE weight decay %v is not a finite non-negative number", o.WeightDecay)
 	case !(o.Dropout >= 0 && o.Dropout < 1):
