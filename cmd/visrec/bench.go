@@ -4,7 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,19 +20,27 @@ import (
 )
 
 func init() {
-	commands["bench"] = command{summary: "benchmarks: 'bench ingest' (Kafka -> updater -> Redis events/s)", run: runBench}
+	commands["bench"] = command{summary: "benchmarks: 'bench NAME' (bench -h lists them)", run: runBench}
+	benches["ingest"] = command{summary: "Kafka -> updater -> Redis events/s", run: benchIngest}
 }
 
+// benches holds the benchmarks of 'visrec bench'; each registers itself from its own file.
+var benches = map[string]command{}
+
 func runBench(ctx context.Context, log *zap.Logger, args []string) error {
-	if len(args) == 0 {
-		return fmt.Errorf("usage: visrec bench ingest [flags]")
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		names := slices.Sorted(maps.Keys(benches))
+		var b strings.Builder
+		for _, n := range names {
+			fmt.Fprintf(&b, "\n  %-8s %s", n, benches[n].summary)
+		}
+		return fmt.Errorf("usage: visrec bench NAME [flags]; benchmarks:%s", b.String())
 	}
-	switch args[0] {
-	case "ingest":
-		return benchIngest(ctx, log, args[1:])
-	default:
-		return fmt.Errorf("unknown benchmark %q (known: ingest)", args[0])
+	b, ok := benches[args[0]]
+	if !ok {
+		return fmt.Errorf("unknown benchmark %q (known: %s)", args[0], strings.Join(slices.Sorted(maps.Keys(benches)), ", "))
 	}
+	return b.run(ctx, log, args[1:])
 }
 
 // benchIngest measures sustained end-to-end ingestion: synthetic events are produced to a
