@@ -18,10 +18,13 @@ import (
 type Memory struct {
 	mu       sync.Mutex
 	closed   bool
-	rows     map[string]map[string][]float32 // table → id → row
-	counters map[string]map[string]int64     // table → id → counter
-	catalogs map[string]*memCatalog          // name → members
-	offsets  map[string]map[int]int64        // topic → partition → next offset
+	rows     map[string]map[string][]float32           // table → id → row
+	counters map[string]map[string]int64               // table → id → counter
+	catalogs map[string]*memCatalog                    // name → members
+	offsets  map[string]map[int]int64                  // topic → partition → next offset
+	versions map[string]int64                          // table → version (commits that wrote rows)
+	changed  map[string]map[string]int64               // table → id → version of its last write
+	sets     map[string]map[string]map[string]struct{} // family → id → members
 }
 
 type memCatalog struct {
@@ -38,6 +41,9 @@ func NewMemory() *Memory {
 		counters: make(map[string]map[string]int64),
 		catalogs: make(map[string]*memCatalog),
 		offsets:  make(map[string]map[int]int64),
+		versions: make(map[string]int64),
+		changed:  make(map[string]map[string]int64),
+		sets:     make(map[string]map[string]map[string]struct{}),
 	}
 }
 
@@ -136,6 +142,54 @@ func (m *Memory) Catalog(ctx context.Context, name string) ([]string, error) {
 	return append(make([]string, 0, len(c.ids)), c.ids...), nil
 }
 
+// CatalogFrom implements Store.
+func (m *Memory) CatalogFrom(ctx context.Context, name string, start int) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	c := m.catalogs[name]
+	if c == nil || start >= len(c.ids) {
+		return []string{}, nil
+	}
+	return append(make([]string, 0, len(c.ids)-max(start, 0)), c.ids[max(start, 0):]...), nil
+}
+
+// Changed implements Store. It walks every row of table that was ever written.
+func (m *Memory) Changed(ctx context.Context, table string, since int64) ([]string, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, 0, ErrClosed
+	}
+	v := m.versions[table]
+	var ids []string
+	if v > since {
+		for id, at := range m.changed[table] {
+			if at > since {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids, v, nil
+}
+
+// SetMembers implements Store.
+func (m *Memory) SetMembers(ctx context.Context, name, id string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	set := m.sets[name][id]
+	out := make([]string, 0, len(set))
+	for member := range set {
+		out = append(out, member)
+	}
+	return out, nil
+}
+
 // Begin implements Store.
 func (m *Memory) Begin() Tx { return &memTx{m: m} }
 
@@ -146,6 +200,7 @@ func (m *Memory) Close() error {
 	defer m.mu.Unlock()
 	m.closed = true
 	m.rows, m.counters, m.catalogs, m.offsets = nil, nil, nil, nil
+	m.versions, m.changed, m.sets = nil, nil, nil
 	return nil
 }
 
@@ -242,9 +297,37 @@ func (m *Memory) check(ops []op) error {
 // slices become the store's. m.mu is held.
 func (m *Memory) apply(ops []op) [][]float32 {
 	var merged [][]float32
+	written := make(map[string]int64) // table → its version after this commit
+	noteWrite := func(table, id string) {
+		v, ok := written[table]
+		if !ok {
+			v = m.versions[table] + 1
+			m.versions[table] = v
+			written[table] = v
+			if m.changed[table] == nil {
+				m.changed[table] = make(map[string]int64)
+			}
+		}
+		m.changed[table][id] = v
+	}
 	for _, o := range ops {
 		switch o.kind {
+		case opAddToSet:
+			fam := m.sets[o.name]
+			if fam == nil {
+				fam = make(map[string]map[string]struct{})
+				m.sets[o.name] = fam
+			}
+			set := fam[o.id]
+			if set == nil {
+				set = make(map[string]struct{}, len(o.members))
+				fam[o.id] = set
+			}
+			for _, member := range o.members {
+				set[member] = struct{}{}
+			}
 		case opSetVector:
+			noteWrite(o.name, o.id)
 			t := m.rows[o.name]
 			if t == nil {
 				t = make(map[string][]float32)
@@ -252,6 +335,7 @@ func (m *Memory) apply(ops []op) [][]float32 {
 			}
 			t[o.id] = o.vec
 		case opAddVector:
+			noteWrite(o.name, o.id)
 			t := m.rows[o.name]
 			if t == nil {
 				t = make(map[string][]float32)

@@ -28,6 +28,10 @@ import (
 //	                         members were removed by hand; ZRANGE {ns}:cat:N 0 -1 lists
 //	                         the ids in insertion order)
 //	{ns}:off:<topic>  hash   offsets of topic: field partition (decimal) → next offset (decimal)
+//	{ns}:chg:T        zset   change log of table T: member id, score = the table's version at
+//	                         the row's last write (each commit that writes T adds 1; the
+//	                         highest score is T's version)
+//	{ns}:set:N:id     set    set id of family N (AddToSet), e.g. {visrec}:set:seen:u42
 //
 // For example: redis-cli HGETALL '{visrec}:off:visrec.events'.
 //
@@ -231,6 +235,63 @@ func (r *Redis) Catalog(ctx context.Context, name string) ([]string, error) {
 		ids = []string{}
 	}
 	return ids, nil
+}
+
+// CatalogFrom implements Store with ZRANGE start -1.
+func (r *Redis) CatalogFrom(ctx context.Context, name string, start int) ([]string, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	ids, err := r.c.ZRange(ctx, r.key("cat", name), int64(max(start, 0)), -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("featurestore: catalog %s: %w", name, err)
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return ids, nil
+}
+
+// Changed implements Store: the table's version and the ids scored above since in its
+// change log, read in one MULTI so that they agree.
+func (r *Redis) Changed(ctx context.Context, table string, since int64) ([]string, int64, error) {
+	if r.closed.Load() {
+		return nil, 0, ErrClosed
+	}
+	key := r.key("chg", table)
+	var top *redis.ZSliceCmd
+	var ids *redis.StringSliceCmd
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		top = p.ZRangeWithScores(ctx, key, -1, -1)
+		ids = p.ZRangeByScore(ctx, key, &redis.ZRangeBy{Min: "(" + strconv.FormatInt(since, 10), Max: "+inf"})
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("featurestore: changes of %s: %w", table, err)
+	}
+	var version int64
+	if z := top.Val(); len(z) == 1 {
+		version = int64(z[0].Score)
+	}
+	if version <= since {
+		return nil, version, nil
+	}
+	return ids.Val(), version, nil
+}
+
+// setKey is the key of set id of family name.
+func (r *Redis) setKey(name, id string) string { return r.key("set", name+":"+id) }
+
+// SetMembers implements Store with SMEMBERS.
+func (r *Redis) SetMembers(ctx context.Context, name, id string) ([]string, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	m, err := r.c.SMembers(ctx, r.setKey(name, id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("featurestore: set %s/%s: %w", name, id, err)
+	}
+	return m, nil
 }
 
 // Begin implements Store.

@@ -30,6 +30,7 @@ func (tx *redisTx) Commit(ctx context.Context) ([][]float32, error) {
 	if len(ops) == 0 {
 		return nil, nil
 	}
+	ops = withChangeLog(ops)
 	keys, args, addOrder := tx.r.encodeCommit(ops)
 	adds := len(addOrder)
 	res, err := tx.r.script.Run(ctx, tx.r.c, keys, args...).Slice()
@@ -68,17 +69,34 @@ func (tx *redisTx) Commit(ctx context.Context) ([][]float32, error) {
 	return merged, nil
 }
 
-// opCode gives, per op kind, the script's op code and the kind and type of its key.
+// opChange is the Redis store's own op: it records in a table's change log ({ns}:chg:T)
+// that a row was written. Commit adds one per SetVector and AddVector.
+const opChange = opAddToSet + 1
+
+// withChangeLog returns ops followed by an opChange for every row write.
+func withChangeLog(ops []op) []op {
+	for i, n := 0, len(ops); i < n; i++ {
+		if k := ops[i].kind; k == opSetVector || k == opAddVector {
+			ops = append(ops, op{kind: opChange, name: ops[i].name, id: ops[i].id})
+		}
+	}
+	return ops
+}
+
+// opCode gives, per op kind, the script's op code and the kind and Redis type of its key
+// ('h' hash, 'z' sorted set, 's' set).
 var opCode = [...]struct {
-	code  string
-	kind  string // key kind: "v", "c", "cat", "off"
-	ztype bool   // the key is a sorted set
+	code string
+	kind string // key kind: "v", "c", "cat", "off", "set", "chg"
+	typ  byte
 }{
-	opSetVector:     {"s", "v", false},
-	opAddVector:     {"a", "v", false},
-	opIncrCounter:   {"c", "c", false},
-	opAppendCatalog: {"l", "cat", true},
-	opSetOffset:     {"o", "off", false},
+	opSetVector:     {"s", "v", 'h'},
+	opAddVector:     {"a", "v", 'h'},
+	opIncrCounter:   {"c", "c", 'h'},
+	opAppendCatalog: {"l", "cat", 'z'},
+	opSetOffset:     {"o", "off", 'h'},
+	opAddToSet:      {"e", "set", 's'},
+	opChange:        {"g", "chg", 'z'},
 }
 
 // encodeCommit lays ops out as commit.lua reads them: KEYS holds each key once; ARGV[1]
@@ -97,17 +115,16 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 		o := &ops[i]
 		c := opCode[o.kind]
 		key := r.key(c.kind, o.name)
+		if o.kind == opAddToSet {
+			key = r.setKey(o.name, o.id)
+		}
 		k, ok := index[key]
 		if !ok {
 			k = len(keys)
 			index[key] = k
 			keys = append(keys, key)
 			perKey = append(perKey, 0)
-			if c.ztype {
-				kinds = append(kinds, 'z')
-			} else {
-				kinds = append(kinds, 'h')
-			}
+			kinds = append(kinds, c.typ)
 		}
 		keyOf[i] = k
 		perKey[k]++
@@ -144,6 +161,13 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 			args = append(args, opCode[o.kind].code, strconv.Itoa(keyOf[i]+1), nil)
 			prevKind, prevKey, countAt, count = o.kind, keyOf[i], len(args)-1, 0
 		}
+		if o.kind == opAddToSet { // one record per member
+			count += len(o.members)
+			for _, m := range o.members {
+				args = append(args, m)
+			}
+			continue
+		}
 		count++
 		switch o.kind {
 		case opSetVector:
@@ -157,7 +181,7 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 			addOrder = append(addOrder, addRank[i])
 		case opIncrCounter:
 			args = append(args, o.id, strconv.FormatInt(o.n, 10))
-		case opAppendCatalog:
+		case opAppendCatalog, opChange:
 			args = append(args, o.id)
 		case opSetOffset:
 			args = append(args, strconv.Itoa(o.partition), strconv.FormatInt(o.n, 10), strconv.FormatInt(o.next, 10))

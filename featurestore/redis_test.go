@@ -144,10 +144,20 @@ func TestRedisKeyLayout(t *testing.T) {
 	tx.AppendCatalog("all", "i1")
 	tx.AppendCatalog("all", "i5")
 	tx.SetOffset("visrec.events", 3, featurestore.NoOffset, 42)
+	tx.AddToSet("seen", "u1", "i1", "i9")
 	if _, err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	p := "{" + ns + "}:"
+	if got := admin.ZRangeWithScores(ctx, p+"chg:users", 0, -1).Val(); !reflect.DeepEqual(got, []redis.Z{{Score: 1, Member: "u1"}}) {
+		t.Errorf("ZRANGE %schg:users = %v", p, got)
+	}
+	if got := admin.ZRangeWithScores(ctx, p+"chg:items", 0, -1).Val(); !reflect.DeepEqual(got, []redis.Z{{Score: 1, Member: "i1"}}) {
+		t.Errorf("ZRANGE %schg:items = %v", p, got)
+	}
+	if got := admin.SMembers(ctx, p+"set:seen:u1").Val(); len(got) != 2 {
+		t.Errorf("SMEMBERS %sset:seen:u1 = %v", p, got)
+	}
 	if got := admin.HGet(ctx, p+"v:users", "u1").Val(); got != f32blob(1, -2.5) {
 		t.Errorf("HGET %sv:users u1 = %q", p, got)
 	}
@@ -166,8 +176,8 @@ func TestRedisKeyLayout(t *testing.T) {
 		t.Errorf("HGETALL %soff:visrec.events = %v", p, got)
 	}
 	keys := admin.Keys(ctx, "\\{"+globEscape(ns)+"\\}:*").Val()
-	if len(keys) != 5 {
-		t.Errorf("namespace holds %d keys, want 5: %v", len(keys), keys)
+	if len(keys) != 8 {
+		t.Errorf("namespace holds %d keys, want 8: %v", len(keys), keys)
 	}
 	// Every key hashes to one cluster slot.
 	slot := admin.ClusterKeySlot(ctx, keys[0])

@@ -41,6 +41,22 @@ type Store interface {
 	// Catalog returns the members of the named catalog in the order they were first appended.
 	Catalog(ctx context.Context, name string) ([]string, error)
 
+	// CatalogFrom returns the members of the named catalog from position start on, that is
+	// Catalog(name)[start:] (empty when start is at or past the end).
+	CatalogFrom(ctx context.Context, name string, start int) ([]string, error)
+
+	// Changed returns the ids of the rows of table written (by SetVector or AddVector) in
+	// commits after version since, in no particular order, and the table's version now.
+	// Each commit that writes rows of a table advances its version by one; a table never
+	// written is at version 0. Readers that mirror a table poll Changed with the version it
+	// returned last and re-read those rows: nothing is missed, whatever the polling rate. A
+	// version below since means that the table was reset: reload it whole.
+	Changed(ctx context.Context, table string, since int64) (ids []string, version int64, err error)
+
+	// SetMembers returns the members of set id of the named family (written by AddToSet), in
+	// no particular order; a missing set is empty.
+	SetMembers(ctx context.Context, name, id string) ([]string, error)
+
 	// Begin starts a write transaction. Nothing is sent before Commit.
 	Begin() Tx
 
@@ -65,6 +81,10 @@ type Tx interface {
 
 	// AppendCatalog appends id to the named catalog unless it is already a member.
 	AppendCatalog(name, id string)
+
+	// AddToSet adds members to set id of the named family (for example the items a user has
+	// seen); members already there are ignored.
+	AddToSet(name, id string, members ...string)
 
 	// SetOffset records next as the offset of topic/partition, provided that the stored offset
 	// is prev now (NoOffset: none stored). Otherwise Commit fails with ErrFenced.

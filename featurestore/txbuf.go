@@ -17,6 +17,7 @@ const (
 	opIncrCounter
 	opAppendCatalog
 	opSetOffset
+	opAddToSet
 )
 
 // op is one buffered write. name is the table, catalog or topic; the slices are the Tx's own
@@ -26,6 +27,7 @@ type op struct {
 	name      string
 	id        string
 	partition int
+	members   []string  // AddToSet
 	vec       []float32 // SetVector
 	delta     []float64 // AddVector
 	n         int64     // IncrCounter: increment; SetOffset: prev
@@ -66,6 +68,13 @@ func (b *txBuf) AppendCatalog(name, id string) {
 		return
 	}
 	b.ops = append(b.ops, op{kind: opAppendCatalog, name: name, id: id})
+}
+
+func (b *txBuf) AddToSet(name, id string, members ...string) {
+	if b.done || len(members) == 0 {
+		return
+	}
+	b.ops = append(b.ops, op{kind: opAddToSet, name: name, id: id, members: append([]string(nil), members...)})
 }
 
 func (b *txBuf) SetOffset(topic string, partition int, prev, next int64) {
