@@ -12,6 +12,10 @@
 // deltas merged in the store, so two updaters lose no update. Randomness (user init,
 // negative sampling) is derived from the seed and the event's position, so replaying the
 // same partition from the same stored state gives the same parameters.
+//
+// Besides the models' rows, each flush records the catalog, item embeddings, per-item event
+// counts and, per user, the items they interacted with (set family SetSeen), which serving
+// and the materialized top-K lists exclude from recommendations.
 package updater
 
 import (
@@ -35,6 +39,7 @@ const (
 	CatalogItems      = "items"       // every known item, in order of first sight
 	TableEmbeddings   = "item_emb"    // item image embeddings, from visrec.items
 	CounterItemEvents = "item_events" // interactions per item
+	SetSeen           = "seen"        // set family: per user, the items they interacted with
 	counterApplied    = "applied:"    // + topic: events applied per partition
 	globalRowID       = "g"
 )
@@ -94,6 +99,8 @@ type modelState struct {
 	ex     models.Example
 }
 
+type seenPair struct{ user, item string }
+
 type partKey struct {
 	topic     string
 	partition int
@@ -118,6 +125,7 @@ type Updater struct {
 
 	parts          map[partKey]*partState
 	itemCounts     map[string]int64
+	seen           []seenPair // interactions since the last flush, for SetSeen
 	embeddings     map[string][]float32
 	unflushed      int
 	firstUnflushed time.Time
@@ -188,6 +196,7 @@ func (u *Updater) Load(ctx context.Context, topics ...string) error {
 	clear(u.parts)
 	clear(u.itemCounts)
 	clear(u.embeddings)
+	u.seen = u.seen[:0]
 	u.unflushed, u.restored = 0, false
 	cat, err := u.store.Catalog(ctx, CatalogItems)
 	if err != nil {
@@ -386,6 +395,7 @@ func (u *Updater) Apply(ctx context.Context, e *events.Interaction, pos Position
 		st.users.markDirty(ui)
 	}
 	u.itemCounts[e.Item]++
+	u.seen = append(u.seen, seenPair{e.User, e.Item})
 	p := u.part(pos)
 	p.next = pos.Offset + 1
 	p.applied++
@@ -546,6 +556,16 @@ func (u *Updater) StartFlush() *PendingFlush {
 	}
 	for id, n := range u.itemCounts {
 		f.tx.IncrCounter(CounterItemEvents, id, n)
+	}
+	if len(u.seen) > 0 {
+		byUser := make(map[string][]string)
+		for _, p := range u.seen {
+			byUser[p.user] = append(byUser[p.user], p.item)
+		}
+		for user, items := range byUser {
+			f.tx.AddToSet(SetSeen, user, items...)
+		}
+		u.seen = u.seen[:0]
 	}
 	for k, p := range u.parts {
 		if p.applied == 0 {

@@ -270,3 +270,38 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestSeenItems: after a flush, the store's "seen" set of each user holds exactly the items
+// of that user's interactions; unflushed interactions are not there yet.
+func TestSeenItems(t *testing.T) {
+	ctx := context.Background()
+	store := featurestore.NewMemory()
+	u := newUpdater(t, store)
+	evs := stream(3000, 11)
+	apply(t, u, evs, 0, 2000)
+	if err := u.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, u, evs, 2000, 3000) // not flushed
+	want := map[string]map[string]bool{}
+	for _, e := range evs[:2000] {
+		if want[e.User] == nil {
+			want[e.User] = map[string]bool{}
+		}
+		want[e.User][e.Item] = true
+	}
+	for user, items := range want {
+		got, err := store.SetMembers(ctx, updater.SetSeen, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(items) {
+			t.Fatalf("%s saw %d items, store has %d", user, len(items), len(got))
+		}
+		for _, it := range got {
+			if !items[it] {
+				t.Fatalf("%s: store lists %s, which the user never interacted with before the flush", user, it)
+			}
+		}
+	}
+}
