@@ -1,0 +1,62 @@
+package serving
+
+import (
+	"context"
+	"errors"
+)
+
+// Backend answers the ranking questions of the API. *ranking.Index implements it; the server
+// holds nothing else of the model state. Every method is called concurrently from many
+// request goroutines, so an implementation must be safe for concurrent use.
+//
+// Errors: the methods return (possibly wrapped) ErrUnknownModel, ErrUnknownUser,
+// ErrUnknownItem and ErrNotReady for the cases they name, and ctx.Err() when the request's
+// context ends first; the server turns those into 404, 503 and 504 answers, anything else
+// into 500.
+type Backend interface {
+	// Ready reports whether the first full load of the model state has finished.
+	Ready() bool
+	// Models lists the served model names; the first is the default of requests that name none.
+	Models() []string
+	// Version advances whenever the served state changes.
+	Version() uint64
+	// Recommend ranks every item (or only o.Candidates) for user and returns the best k.
+	Recommend(ctx context.Context, model, user string, k int, o RecOptions) ([]Scored, error)
+	// Scores returns the scores of user for items, in order.
+	Scores(ctx context.Context, model, user string, items []string) ([]float32, error)
+	// Similar returns the k items nearest to item by "cf" (item vectors) or "image" (embeddings).
+	Similar(ctx context.Context, model, item string, k int, by string) ([]Scored, error)
+	// Item looks an item up in the catalog.
+	Item(id string) (ItemInfo, bool)
+	// Popular is the fallback of unknown users: the best k popular and fresh items that are
+	// not in exclude.
+	Popular(k int, exclude map[string]bool) []Scored
+}
+
+// Scored, RecOptions and ItemInfo are the value types of the ranking contract
+// (notes/ranking_contract.md). Once the ranking package exists they become aliases of its
+// types, so that *ranking.Index satisfies Backend.
+type (
+	Scored struct {
+		Item  string
+		Score float32
+	}
+	RecOptions struct {
+		ExcludeSeen bool
+		Candidates  []string
+	}
+	ItemInfo struct {
+		ID           string
+		Position     int
+		Events       int64
+		HasEmbedding bool
+	}
+)
+
+// The sentinel errors of the Backend contract.
+var (
+	ErrUnknownModel = errors.New("unknown model")
+	ErrUnknownUser  = errors.New("unknown user")
+	ErrUnknownItem  = errors.New("unknown item")
+	ErrNotReady     = errors.New("not ready")
+)
