@@ -14,6 +14,11 @@ type Example struct {
 	Global []float32 // the model-wide row, len GlobalDim (nil when GlobalDim is 0)
 	Value  float32   // target: the rating (explicit) or 1 (implicit)
 	Weight float32   // confidence weight of this event, > 0
+	// ItemFeat and NegFeat are the raw image features of the observed and the negative item,
+	// len FeatureDim, for Visual models; nil for an item without features (it counts as all
+	// zeros) and always nil for the other models. Step only reads them.
+	ItemFeat []float32
+	NegFeat  []float32
 }
 
 // Online is a model that learns by online SGD. Implementations are not safe for concurrent
@@ -35,4 +40,30 @@ type Online interface {
 	Step(ex *Example) float32
 	// Score is the model's preference of user for item (higher is better).
 	Score(user, item, global []float32) float32
+}
+
+// Visual is an Online model that also learns from the items' image features: the updater
+// fills Example.ItemFeat and NegFeat. Score, which has no features to read, is the score of
+// an item whose features are all zero; ScoreFeatures is the full score. Like Score,
+// ScoreFeatures and FeatureWeights must not allocate, and they only read: they may run
+// concurrently with each other.
+type Visual interface {
+	Online
+	// FeatureDim is the length of the feature vectors the model reads.
+	FeatureDim() int
+	// ScoreFeatures is the preference of user for an item with raw features feat (nil: zeros).
+	ScoreFeatures(user, item, global, feat []float32) float32
+	// FeatureWeights writes into dst (len FeatureDim) the vector v_u for which
+	// ScoreFeatures(user, item, global, f) == Score(user, item, global) + v_u·f for every
+	// item and f, up to float32 rounding: ranking N items then costs one v_u per user and
+	// one F-long dot product per item.
+	FeatureWeights(dst, user, global []float32)
+}
+
+// ItemMetadata is implemented by models that keep part of an item event's metadata in the
+// item's row (DeepStyle: its category). The updater calls SetItemMetadata with the item's
+// cached row when an item event arrives; item rows are shared, so the change reaches the
+// store as a merged delta like any other. Step must not change what it sets.
+type ItemMetadata interface {
+	SetItemMetadata(row []float32, meta map[string]string)
 }

@@ -15,6 +15,7 @@ func TestServableMatchesScore(t *testing.T) {
 		NewMF(MFOptions{Factors: 16, LearnRate: 0.01, Explicit: true}),
 		NewMF(MFOptions{Factors: 8, LearnRate: 0.01, Explicit: true, NoBias: true}),
 		NewMF(MFOptions{Factors: 8, LearnRate: 0.01}),
+		NewOnlineVBPR(OnlineVBPROptions{Factors: 8, VisualFactors: 3, FeatureDim: 10, FeatureScale: 0.5, LearnRate: 0.01}),
 	} {
 		fill := func(n int) []float32 {
 			v := make([]float32, n)
@@ -31,6 +32,15 @@ func TestServableMatchesScore(t *testing.T) {
 			got, want := float64(dot(uv, iv)), float64(m.Score(user, item, global))
 			if math.Abs(got-want) > 1e-4*(1+math.Abs(want)) {
 				t.Fatalf("%s: dot of serving vectors %v, Score %v", m.Name(), got, want)
+			}
+			// A visual model's item vector with features scores as ScoreFeatures.
+			if v, ok := m.(Visual); ok {
+				feat := fill(v.FeatureDim())
+				m.ItemVector(iv, item, global, feat)
+				got, want := float64(dot(uv, iv)), float64(v.ScoreFeatures(user, item, global, feat))
+				if math.Abs(got-want) > 1e-4*(1+math.Abs(want)) {
+					t.Fatalf("%s: dot of serving vectors with features %v, ScoreFeatures %v", m.Name(), got, want)
+				}
 			}
 		}
 	}
