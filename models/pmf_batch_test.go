@@ -313,17 +313,19 @@ func TestPMFSnapshot(t *testing.T) {
 		}
 
 		bad := map[string]func(s *models.Snapshot){
-			"model":      func(s *models.Snapshot) { s.Model = "wmf" },
-			"version":    func(s *models.Snapshot) { s.Version = 2 },
-			"factors":    func(s *models.Snapshot) { s.Meta["factors"] = "5" },
-			"reg":        func(s *models.Snapshot) { s.Meta["reg"] = "0" },
-			"scale_reg":  func(s *models.Snapshot) { s.Meta["scale_reg"] = "maybe" },
-			"seed":       func(s *models.Snapshot) { delete(s.Meta, "seed") },
-			"no global":  func(s *models.Snapshot) { s.Tables = s.Tables[:2] },
-			"global 2x1": func(s *models.Snapshot) { s.Tables[2] = models.Table{Name: "global", Rows: 2, Cols: 1, Data: []float32{1, 2}} },
-			"short":      func(s *models.Snapshot) { s.Tables[0].Data = s.Tables[0].Data[:len(s.Tables[0].Data)-1] },
-			"NaN":        func(s *models.Snapshot) { s.Tables[1].Data[7] = float32(math.NaN()) },
-			"huge":       func(s *models.Snapshot) { s.Tables[2].Data = []float32{1e20} },
+			"model":     func(s *models.Snapshot) { s.Model = "wmf" },
+			"version":   func(s *models.Snapshot) { s.Version = 2 },
+			"factors":   func(s *models.Snapshot) { s.Meta["factors"] = "5" },
+			"reg":       func(s *models.Snapshot) { s.Meta["reg"] = "0" },
+			"scale_reg": func(s *models.Snapshot) { s.Meta["scale_reg"] = "maybe" },
+			"seed":      func(s *models.Snapshot) { delete(s.Meta, "seed") },
+			"no global": func(s *models.Snapshot) { s.Tables = s.Tables[:2] },
+			"global 2x1": func(s *models.Snapshot) {
+				s.Tables[2] = models.Table{Name: "global", Rows: 2, Cols: 1, Data: []float32{1, 2}}
+			},
+			"short": func(s *models.Snapshot) { s.Tables[0].Data = s.Tables[0].Data[:len(s.Tables[0].Data)-1] },
+			"NaN":   func(s *models.Snapshot) { s.Tables[1].Data[7] = float32(math.NaN()) },
+			"huge":  func(s *models.Snapshot) { s.Tables[2].Data = []float32{1e20} },
 		}
 		if !biases {
 			bad["bias in pmf"] = func(s *models.Snapshot) { s.Tables[0].Data[5*s.Tables[0].Cols] = 0.5 }
