@@ -10,7 +10,7 @@ import (
 // request goroutines, so an implementation must be safe for concurrent use.
 //
 // Errors: the methods return (possibly wrapped) ErrUnknownModel, ErrUnknownUser,
-// ErrUnknownItem and ErrNotReady for the cases they name, and ctx.Err() when the request's
+// ErrUnknownItem, ErrNoEmbedding, ErrInvalidArgument and ErrNotReady for the cases they name, and ctx.Err() when the request's
 // context ends first; the server turns those into 404, 503 and 504 answers, anything else
 // into 500.
 type Backend interface {
@@ -59,4 +59,8 @@ var (
 	ErrUnknownUser  = errors.New("unknown user")
 	ErrUnknownItem  = errors.New("unknown item")
 	ErrNotReady     = errors.New("not ready")
+	// ErrNoEmbedding: Similar by "image" of an item that has no image embedding.
+	ErrNoEmbedding = errors.New("item has no image embedding")
+	// ErrInvalidArgument: a value the backend cannot take (the server checks its own limits first).
+	ErrInvalidArgument = errors.New("invalid argument")
 )

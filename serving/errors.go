@@ -18,6 +18,7 @@ const (
 	CodeUnknownUser      = "unknown_user"       // 404: the user has no state (only where there is no fallback)
 	CodeUnknownItem      = "unknown_item"       // 404
 	CodeUnknownModel     = "unknown_model"      // 404
+	CodeNoEmbedding      = "no_embedding"       // 404: similar by image of an item without an image embedding
 	CodeMethodNotAllowed = "method_not_allowed" // 405
 	CodeBodyTooLarge     = "body_too_large"     // 413
 	CodeUnsupportedMedia = "unsupported_media"  // 415: a body that is not application/json
@@ -70,6 +71,10 @@ func classify(err error, ctxErr error) *apiError {
 		return &apiError{http.StatusNotFound, CodeUnknownUser, err.Error()}
 	case errors.Is(err, ErrUnknownItem):
 		return &apiError{http.StatusNotFound, CodeUnknownItem, err.Error()}
+	case errors.Is(err, ErrNoEmbedding):
+		return &apiError{http.StatusNotFound, CodeNoEmbedding, err.Error()}
+	case errors.Is(err, ErrInvalidArgument):
+		return &apiError{http.StatusBadRequest, CodeBadParameter, err.Error()}
 	}
 	return &apiError{http.StatusInternalServerError, CodeInternal, "internal error"}
 }

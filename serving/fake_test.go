@@ -135,9 +135,12 @@ func (f *fake) Similar(ctx context.Context, model, item string, k int, by string
 	if by == "image" {
 		src = f.emb
 	}
+	if _, ok := f.vecs[item]; !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownItem, item)
+	}
 	q, ok := src[item]
 	if !ok {
-		return nil, fmt.Errorf("%w %q", ErrUnknownItem, item)
+		return nil, fmt.Errorf("%w %q", ErrNoEmbedding, item)
 	}
 	var list []Scored
 	for _, it := range f.items {

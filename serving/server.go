@@ -422,7 +422,7 @@ func (s *Server) recommend(w http.ResponseWriter, r *http.Request, req recReques
 	list, err := s.b.Recommend(r.Context(), model, user, req.K, RecOptions{ExcludeSeen: req.ExcludeSeen, Candidates: req.Candidates})
 	if errors.Is(err, ErrUnknownUser) {
 		res.Fallback = "popular"
-		list, err = s.popular(req), nil
+		list, err = s.popular(req)
 	}
 	if err != nil {
 		return err
@@ -434,16 +434,23 @@ func (s *Server) recommend(w http.ResponseWriter, r *http.Request, req recReques
 
 // popular is the answer for an unknown user: the popular-and-fresh list, restricted to the
 // candidates when the request names some (then every item is ranked by the blend and the
-// candidates are kept, in that order).
-func (s *Server) popular(req recRequest) []Scored {
+// candidates are kept, in that order). A candidate not in the catalog is ErrUnknownItem, as
+// it is for a known user.
+func (s *Server) popular(req recRequest) ([]Scored, error) {
 	if req.Candidates == nil {
-		return s.b.Popular(req.K, nil)
+		return s.b.Popular(req.K, nil), nil
 	}
 	want := make(map[string]bool, len(req.Candidates))
 	for _, c := range req.Candidates {
+		if _, ok := s.b.Item(c); !ok {
+			return nil, fmt.Errorf("%w %q (in candidates)", ErrUnknownItem, clip(c))
+		}
 		want[c] = true
 	}
-	var out []Scored
+	out := []Scored{}
+	if len(want) == 0 {
+		return out, nil
+	}
 	for _, sc := range s.b.Popular(math.MaxInt32, nil) {
 		if want[sc.Item] {
 			out = append(out, sc)
@@ -452,7 +459,7 @@ func (s *Server) popular(req recRequest) []Scored {
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 func toItems(list []Scored) []item {

@@ -123,6 +123,7 @@ func TestAPI(t *testing.T) {
 				}
 			}},
 		{name: "rec unknown user candidates", method: "GET", path: "/v1/users/new/recommendations?candidates=a,d", status: 200, items: []string{"a", "d"}},
+		{name: "rec unknown user unknown candidate", method: "GET", path: "/v1/users/new/recommendations?candidates=a,zz", status: 404, code: CodeUnknownItem},
 		{name: "k zero", method: "GET", path: "/v1/users/u1/recommendations?k=0", status: 400, code: CodeBadParameter},
 		{name: "k text", method: "GET", path: "/v1/users/u1/recommendations?k=ten", status: 400, code: CodeBadParameter},
 		{name: "k over max", method: "GET", path: "/v1/users/u1/recommendations?k=51", status: 400, code: CodeBadParameter},
@@ -175,6 +176,7 @@ func TestAPI(t *testing.T) {
 		{name: "item unknown", method: "GET", path: "/v1/items/zz", status: 404, code: CodeUnknownItem},
 		{name: "similar cf", method: "GET", path: "/v1/items/a/similar?k=2", status: 200, items: []string{"b", "c"}},
 		{name: "similar image", method: "GET", path: "/v1/items/a/similar?by=image", status: 200, items: []string{"b", "c"}},
+		{name: "similar image no embedding", method: "GET", path: "/v1/items/d/similar?by=image", status: 404, code: CodeNoEmbedding},
 		{name: "similar bad by", method: "GET", path: "/v1/items/a/similar?by=text", status: 400, code: CodeBadParameter},
 		{name: "similar bad k", method: "GET", path: "/v1/items/a/similar?k=-1", status: 400, code: CodeBadParameter},
 		{name: "similar unknown item", method: "GET", path: "/v1/items/zz/similar", status: 404, code: CodeUnknownItem},
