@@ -1,0 +1,142 @@
+package ranking
+
+import "math"
+
+// Kernels of the ranking: a float32 matrix–vector product over one block of rows and a
+// bounded heap of the best k (score, position) pairs. Both are written by hand, like the
+// online steps' kernels in models/kernels.go: unrolled by four with independent
+// accumulators (the compiler neither vectorises nor reassociates float sums) and free of
+// bounds checks in the loop bodies.
+
+// dot returns Σ a[k]·b[k]. len(b) must be at least len(a).
+func dot(a, b []float32) float32 {
+	n := len(a)
+	b = b[:n]
+	var s0, s1, s2, s3 float32
+	k := 0
+	for ; k <= n-4; k += 4 {
+		s0 += a[k] * b[k]
+		s1 += a[k+1] * b[k+1]
+		s2 += a[k+2] * b[k+2]
+		s3 += a[k+3] * b[k+3]
+	}
+	for ; k < n; k++ {
+		s0 += a[k] * b[k]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// matvec writes dst[r] = dot(a[r*dim:(r+1)*dim], x) for r < len(dst). a holds at least
+// len(dst) rows of dim floats, row-major; len(x) == dim. Each row's sum is the same
+// expression as dot's, so a score from matvec equals dot of the two vectors bit for bit.
+func matvec(dst, a, x []float32, dim int) {
+	x = x[:dim]
+	for r := range dst {
+		dst[r] = dot(x, a[r*dim:(r+1)*dim])
+	}
+}
+
+// norm returns the Euclidean norm of v, in float64 so that it cannot overflow.
+func norm(v []float32) float32 {
+	var s float64
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	return float32(math.Sqrt(s))
+}
+
+// entry is a ranked item: its score and catalog position.
+type entry struct {
+	score float32
+	pos   int32
+}
+
+// better tells whether a ranks before b: higher score first, ties by catalog order. A NaN
+// score ranks last (models never write NaN, but a ranking must stay a total order).
+func better(a, b entry) bool {
+	if a.score != b.score {
+		if a.score != a.score { // NaN
+			return false
+		}
+		if b.score != b.score {
+			return true
+		}
+		return a.score > b.score
+	}
+	return a.pos < b.pos
+}
+
+// topK keeps the best k entries pushed into it. The root of the heap is the worst kept
+// entry, so a candidate that does not beat it costs one comparison.
+type topK struct {
+	k int
+	h []entry
+}
+
+func (t *topK) reset(k int) {
+	t.k = k
+	t.h = t.h[:0]
+}
+
+// full tells whether k entries are kept; then worst() is the bar to beat.
+func (t *topK) full() bool { return len(t.h) >= t.k }
+
+func (t *topK) worst() entry { return t.h[0] }
+
+// push offers e; it is kept when fewer than k are kept or it beats the worst kept.
+func (t *topK) push(e entry) {
+	if len(t.h) < t.k {
+		t.h = append(t.h, e)
+		t.up(len(t.h) - 1)
+		return
+	}
+	if t.k == 0 || !better(e, t.h[0]) {
+		return
+	}
+	t.h[0] = e
+	t.down(0)
+}
+
+func (t *topK) up(i int) {
+	h := t.h
+	for i > 0 {
+		p := (i - 1) / 2
+		if !better(h[p], h[i]) { // parent is not better: it is at least as bad, keep it on top
+			break
+		}
+		h[p], h[i] = h[i], h[p]
+		i = p
+	}
+}
+
+func (t *topK) down(i int) {
+	h := t.h
+	n := len(h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		w := l // the worse child
+		if r := l + 1; r < n && better(h[l], h[r]) {
+			w = r
+		}
+		if !better(h[i], h[w]) {
+			return
+		}
+		h[i], h[w] = h[w], h[i]
+		i = w
+	}
+}
+
+// sorted returns the kept entries best first, reusing the heap's storage; t is empty after.
+func (t *topK) sorted() []entry {
+	h := t.h
+	for n := len(h) - 1; n > 0; n-- {
+		h[0], h[n] = h[n], h[0]
+		t.h = h[:n]
+		t.down(0)
+	}
+	t.h = h[:0]
+	return h
+}
