@@ -2,7 +2,8 @@ package serving
 
 import (
 	"context"
-	"errors"
+
+	"github.com/visrec/visrec/ranking"
 )
 
 // Backend answers the ranking questions of the API. *ranking.Index implements it; the server
@@ -33,34 +34,21 @@ type Backend interface {
 	Popular(k int, exclude map[string]bool) []Scored
 }
 
-// Scored, RecOptions and ItemInfo are the value types of the ranking contract
-// (notes/ranking_contract.md). Once the ranking package exists they become aliases of its
-// types, so that *ranking.Index satisfies Backend.
+// The value types and sentinel errors of the Backend contract are the ranking package's.
 type (
-	Scored struct {
-		Item  string
-		Score float32
-	}
-	RecOptions struct {
-		ExcludeSeen bool
-		Candidates  []string
-	}
-	ItemInfo struct {
-		ID           string
-		Position     int
-		Events       int64
-		HasEmbedding bool
-	}
+	Scored     = ranking.Scored
+	RecOptions = ranking.RecOptions
+	ItemInfo   = ranking.ItemInfo
 )
 
-// The sentinel errors of the Backend contract.
+// The sentinel errors of the Backend contract (see ranking for their meaning).
 var (
-	ErrUnknownModel = errors.New("unknown model")
-	ErrUnknownUser  = errors.New("unknown user")
-	ErrUnknownItem  = errors.New("unknown item")
-	ErrNotReady     = errors.New("not ready")
-	// ErrNoEmbedding: Similar by "image" of an item that has no image embedding.
-	ErrNoEmbedding = errors.New("item has no image embedding")
-	// ErrInvalidArgument: a value the backend cannot take (the server checks its own limits first).
-	ErrInvalidArgument = errors.New("invalid argument")
+	ErrUnknownModel    = ranking.ErrUnknownModel
+	ErrUnknownUser     = ranking.ErrUnknownUser
+	ErrUnknownItem     = ranking.ErrUnknownItem
+	ErrNotReady        = ranking.ErrNotReady
+	ErrNoEmbedding     = ranking.ErrNoEmbedding     // Similar by "image" of an item without an embedding
+	ErrInvalidArgument = ranking.ErrInvalidArgument // a value the backend cannot take (the server checks its limits first)
 )
+
+var _ Backend = (*ranking.Index)(nil)

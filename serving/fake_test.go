@@ -103,7 +103,7 @@ func (f *fake) Recommend(ctx context.Context, model, user string, k int, o RecOp
 		if !ok || (o.ExcludeSeen && slices.Contains(f.seen[user], it)) {
 			continue
 		}
-		list = append(list, Scored{it, dot(u, v)})
+		list = append(list, Scored{Item: it, Score: dot(u, v)})
 	}
 	return topK(list, k), nil
 }
@@ -145,7 +145,7 @@ func (f *fake) Similar(ctx context.Context, model, item string, k int, by string
 	var list []Scored
 	for _, it := range f.items {
 		if v, ok := src[it]; ok && it != item {
-			list = append(list, Scored{it, dot(q, v)})
+			list = append(list, Scored{Item: it, Score: dot(q, v)})
 		}
 	}
 	return topK(list, k), nil
@@ -164,7 +164,7 @@ func (f *fake) Popular(k int, exclude map[string]bool) []Scored {
 	var list []Scored
 	for _, it := range f.items {
 		if !exclude[it] {
-			list = append(list, Scored{it, float32(f.events[it])})
+			list = append(list, Scored{Item: it, Score: float32(f.events[it])})
 		}
 	}
 	return topK(list, k)
