@@ -9,8 +9,9 @@ import (
 )
 
 // batchModels are the models that train on a whole data set at once rather than through the
-// updater.
-var batchModels = map[string]bool{"wmf": true, "vbpr": true, "neumf": true, "multvae": true, "bivae": true}
+// updater. pmf-als and mf-als are the batch (ALS) counterparts of the online pmf and mf.
+var batchModels = map[string]bool{"wmf": true, "vbpr": true, "neumf": true, "multvae": true, "bivae": true,
+	"pmf-als": true, "mf-als": true}
 
 // batchModel is a trained batch model: it scores and it snapshots.
 type batchModel interface {
@@ -19,7 +20,7 @@ type batchModel interface {
 }
 
 // trainBatch trains the batch model name on train with K factors for epochs (ALS iterations
-// for wmf), calling tick after each.
+// for wmf, pmf-als and mf-als), calling tick after each.
 func trainBatch(name string, ds *datasets.Dataset, train []datasets.Interaction, factors, epochs int, tick func(int)) (batchModel, error) {
 	switch name {
 	case "wmf":
@@ -43,6 +44,12 @@ func trainBatch(name string, ds *datasets.Dataset, train []datasets.Interaction,
 		o := models.DefaultMultVAEOptions()
 		o.Hidden, o.Latent, o.BatchSize, o.LR, o.AnnealSteps, o.Epochs = 128, 32, 200, 3e-3, 40, epochs
 		return models.TrainMultVAE(len(ds.Users), len(ds.Items), train, o, tick)
+	case "pmf-als", "mf-als":
+		// Explicit: Interaction.Value is the rating (the defaults were tuned on MovieLens stars).
+		o := models.DefaultPMFOptions()
+		o.Biases = name == "mf-als"
+		o.Factors, o.Iterations = factors, epochs
+		return models.TrainPMF(len(ds.Users), len(ds.Items), train, o, tick)
 	case "bivae":
 		o := models.DefaultBiVAEOptions()
 		o.Epochs = epochs

@@ -24,7 +24,7 @@ func runRetrain(ctx context.Context, log *zap.Logger, args []string) error {
 	fs := flag.NewFlagSet("retrain", flag.ContinueOnError)
 	data := fs.String("data", "posters", "data set: 'posters' ("+postersDir+") or a path any loader reads")
 	out := fs.String("out", "", "snapshot file to write (required)")
-	epochs := fs.Int("epochs", 10, "epochs (ALS iterations for wmf)")
+	epochs := fs.Int("epochs", 10, "epochs (ALS iterations for wmf, pmf-als and mf-als)")
 	var mf modelFlags
 	mf.register(fs)
 	if err := fs.Parse(args); err != nil {
