@@ -16,6 +16,8 @@ func TestServableMatchesScore(t *testing.T) {
 		NewMF(MFOptions{Factors: 8, LearnRate: 0.01, Explicit: true, NoBias: true}),
 		NewMF(MFOptions{Factors: 8, LearnRate: 0.01}),
 		NewOnlineVBPR(OnlineVBPROptions{Factors: 8, VisualFactors: 3, FeatureDim: 10, FeatureScale: 0.5, LearnRate: 0.01}),
+		NewVMF(VMFOptions{Factors: 6, VisualFactors: 4, FeatureDim: 9, FeatureScale: 0.3, LearnRate: 0.01}),
+		NewDeepStyle(DeepStyleOptions{Factors: 7, FeatureDim: 5, FeatureScale: 2, Categories: 3, LearnRate: 0.01}),
 	} {
 		fill := func(n int) []float32 {
 			v := make([]float32, n)

@@ -53,3 +53,9 @@ func BenchmarkOnlineVBPRStep(b *testing.B) {
 		b.Run(fmt.Sprintf("K=64/K'=%d/F=1280", k2), func(b *testing.B) { benchVisual(b, NewOnlineVBPR(o)) })
 	}
 }
+
+// BenchmarkVisualStep: VMF (explicit) and DeepStyle (K rows of E) at F=1280.
+func BenchmarkVisualStep(b *testing.B) {
+	b.Run("vmf/K=64/K'=20/F=1280", func(b *testing.B) { benchVisual(b, NewVMF(DefaultVMFOptions())) })
+	b.Run("deepstyle/K=64/F=1280", func(b *testing.B) { benchVisual(b, NewDeepStyle(DefaultDeepStyleOptions())) })
+}
