@@ -511,10 +511,17 @@ func TestPMFALSMovieLens(t *testing.T) {
 	}
 }
 
-// TestMFOnlineMovieLensRMSE trains the online explicit MF (models.MF through the updater,
-// 10 shuffled epochs, the defaults of visrec eval) on the same split and requires its
-// held-out RMSE below the mean-rating baselines. Measured: 0.8624 (global mean 1.0372,
-// user mean 0.9377).
+// TestMFOnlineMovieLensRMSE trains the online explicit models (models.MF through the
+// updater, 10 shuffled epochs, the defaults of visrec eval: K=64) on the same split and
+// compares their held-out RMSE with the mean-rating baselines, over all test ratings and
+// over the test ratings of items rated in training ("known" items; 19,321 of 20,167).
+//
+// Measured: online MF 0.8624 (known items 0.8582), below the global mean (1.0372), the user
+// mean (0.9377) and the item mean (0.9690). Online PMF ("pmf": MF with NoBias) 1.1422
+// overall but 0.9199 on known items (global mean there 1.0336): its step learns, but
+// without biases it also drops μ, so an item never trained on predicts 0 stars, and the 846
+// test ratings of such items (RMSE 3.43) sink the whole. The test asserts both, so a
+// change of that design shows here.
 func TestMFOnlineMovieLensRMSE(t *testing.T) {
 	ds := loadML(t)
 	sp, err := eval.RandomSplit(ds, 0.2, 1)
@@ -522,31 +529,55 @@ func TestMFOnlineMovieLensRMSE(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := newRatingBaselines(len(ds.Users), len(ds.Items), sp.Train)
-	global := rmse(sp.Test, func(u, i int32) float64 { return base.mu })
+	var known []datasets.Interaction
+	for _, x := range sp.Test {
+		if base.itemPop[x.Item] > 0 {
+			known = append(known, x)
+		}
+	}
+	mean := func(u, i int32) float64 { return base.mu }
+	global, globalKnown := rmse(sp.Test, mean), rmse(known, mean)
 	userMean := rmse(sp.Test, func(u, i int32) float64 { return base.userMean[u] })
 	itemMean := rmse(sp.Test, func(u, i int32) float64 { return base.itemMean[i] })
-	m := models.NewMF(models.DefaultMFOptions())
-	on, err := eval.TrainOnline(context.Background(), ds, sp.Train,
-		eval.TrainOptions{Epochs: 10, Seed: 1, Updater: updater.DefaultOptions()}, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := on.Scorer(m.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	scores := map[int32][]float32{}
-	got := rmse(sp.Test, func(u, i int32) float64 {
-		if scores[u] == nil {
-			scores[u] = s.ScoreAll(u, nil)
-		}
-		return float64(scores[u][i])
-	})
-	t.Logf("online MF: RMSE %.4f; global mean %.4f, user mean %.4f, item mean %.4f", got, global, userMean, itemMean)
-	if got > global-0.15 || got > min(userMean, itemMean)-0.05 {
-		t.Errorf("online MF RMSE %.4f, want below the global mean %.4f by 0.15 and the user and item means (%.4f, %.4f) by 0.05", got, global, userMean, itemMean)
-	}
-	if math.Abs(got-0.8624) > 0.01 {
-		t.Errorf("online MF RMSE %.4f, measured 0.8624 ± 0.01", got)
+	t.Logf("global mean %.4f (known items %.4f), user mean %.4f, item mean %.4f", global, globalKnown, userMean, itemMean)
+	for _, noBias := range []bool{false, true} {
+		o := models.DefaultMFOptions()
+		o.NoBias = noBias
+		m := models.NewMF(o)
+		t.Run(m.Name(), func(t *testing.T) {
+			t0 := time.Now()
+			on, err := eval.TrainOnline(context.Background(), ds, sp.Train,
+				eval.TrainOptions{Epochs: 10, Seed: 1, Updater: updater.DefaultOptions()}, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(t0)
+			s, err := on.Scorer(m.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			scores := map[int32][]float32{}
+			predict := func(u, i int32) float64 {
+				if scores[u] == nil {
+					scores[u] = s.ScoreAll(u, nil)
+				}
+				return float64(scores[u][i])
+			}
+			got, gotKnown := rmse(sp.Test, predict), rmse(known, predict)
+			t.Logf("online %s: RMSE %.4f, known items %.4f; trained in %v", m.Name(), got, gotKnown, took.Round(time.Millisecond))
+			want := 0.8624
+			if noBias {
+				want = 1.1422
+			}
+			if math.Abs(got-want) > 0.01 {
+				t.Errorf("RMSE %.4f, measured %.4f ± 0.01", got, want)
+			}
+			if gotKnown > globalKnown-0.1 {
+				t.Errorf("known-item RMSE %.4f, want below the global mean's %.4f by 0.1", gotKnown, globalKnown)
+			}
+			if !noBias && (got > global-0.15 || got > min(userMean, itemMean)-0.05) {
+				t.Errorf("RMSE %.4f, want below the global mean %.4f by 0.15 and the user and item means (%.4f, %.4f) by 0.05", got, global, userMean, itemMean)
+			}
+		})
 	}
 }
