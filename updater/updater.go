@@ -13,6 +13,14 @@
 // negative sampling) is derived from the seed and the event's position, so replaying the
 // same partition from the same stored state gives the same parameters.
 //
+// Visual models (models.Visual: online VBPR, VMF, DeepStyle) read item image features. The
+// updater keeps them in memory in catalog order, loaded from TableEmbeddings at Load and set
+// by ApplyItem, and hands the features of the observed and the negative item to each step
+// (Example.ItemFeat, NegFeat). An item without an embedding yet (first seen through an
+// interaction) has none: it counts as all zeros until its item event arrives. An item event
+// makes the item a candidate at once, and a flush is due ItemFlushInterval after it, so that
+// the new item reaches the store within milliseconds.
+//
 // Besides the models' rows, each flush records the catalog, item embeddings, per-item event
 // counts and, per user, the items they interacted with (set family SetSeen), which serving
 // and the materialized top-K lists exclude from recommendations.
@@ -22,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -63,11 +72,15 @@ type Options struct {
 	// Negatives is the number of sampled negatives, hence steps, per positive event for the
 	// models that need one.
 	Negatives int
+	// ItemFlushInterval: a flush is due this long after an item event, whatever FlushEvents
+	// and FlushInterval say, so that a new item is in the store (a candidate for serving and
+	// the top-K lists) quickly. 0 means FlushInterval.
+	ItemFlushInterval time.Duration
 }
 
 // DefaultOptions returns the defaults: weights view 1, click 2, purchase 4, rating 1; every
 // rating counts as a positive; 4 sampled negatives per positive; flush every 20,000 events
-// or 250 ms.
+// or 250 ms, and 15 ms after an item event.
 func DefaultOptions() Options {
 	return Options{
 		Seed:           1,
@@ -76,6 +89,8 @@ func DefaultOptions() Options {
 		FlushInterval:  250 * time.Millisecond,
 		MaxCachedUsers: 1_000_000,
 		Negatives:      4,
+
+		ItemFlushInterval: 15 * time.Millisecond,
 	}
 }
 
@@ -97,6 +112,8 @@ type modelState struct {
 	items  *table
 	global *table // one row, globalRowID; nil when GlobalDim is 0
 	ex     models.Example
+	visual bool // m is a models.Visual: steps get the items' features
+	meta   models.ItemMetadata
 }
 
 type seenPair struct{ user, item string }
@@ -129,7 +146,15 @@ type Updater struct {
 	embeddings     map[string][]float32
 	unflushed      int
 	firstUnflushed time.Time
-	restored       bool // Restore put rows in the cache that no flush has written yet
+	restored       bool      // Restore put rows in the cache that no flush has written yet
+	itemPending    bool      // an item event is not flushed yet
+	firstItem      time.Time // when the first unflushed item event was applied
+
+	// Item features for the visual models, in catalog order: row i of feats belongs to
+	// catalog[i] when hasFeat[i]. featDim is 0 when no model is visual.
+	featDim int
+	feats   []float32
+	hasFeat []bool
 
 	observer   Observer
 	rng        *rand.Rand
@@ -152,6 +177,12 @@ func New(store featurestore.Store, opts Options, ms ...models.Online) (*Updater,
 	}
 	if opts.FlushEvents <= 0 || opts.FlushInterval <= 0 {
 		return nil, errors.New("updater: FlushEvents and FlushInterval must be positive")
+	}
+	if opts.ItemFlushInterval < 0 {
+		return nil, errors.New("updater: ItemFlushInterval must not be negative")
+	}
+	if opts.ItemFlushInterval == 0 {
+		opts.ItemFlushInterval = opts.FlushInterval
 	}
 	u := &Updater{
 		store:        store,
@@ -178,8 +209,18 @@ func New(store featurestore.Store, opts Options, ms ...models.Online) (*Updater,
 			st.global = newTable(m.Name()+":global", m.GlobalDim(), true)
 			st.global.add(globalRowID, nil) // until Load reads the stored one
 		}
+		if v, ok := m.(models.Visual); ok {
+			if u.featDim != 0 && v.FeatureDim() != u.featDim {
+				return nil, fmt.Errorf("updater: visual models disagree on the feature dimension (%d, %d)", u.featDim, v.FeatureDim())
+			}
+			u.featDim, st.visual = v.FeatureDim(), true
+		}
+		st.meta, _ = m.(models.ItemMetadata)
 		u.models = append(u.models, st)
 		u.byName[m.Name()] = st
+	}
+	if u.featDim > 0 && opts.EmbeddingDim > 0 && opts.EmbeddingDim != u.featDim {
+		return nil, fmt.Errorf("updater: EmbeddingDim %d, but the visual models read %d features", opts.EmbeddingDim, u.featDim)
 	}
 	return u, nil
 }
@@ -197,7 +238,8 @@ func (u *Updater) Load(ctx context.Context, topics ...string) error {
 	clear(u.itemCounts)
 	clear(u.embeddings)
 	u.seen = u.seen[:0]
-	u.unflushed, u.restored = 0, false
+	u.unflushed, u.restored, u.itemPending = 0, false, false
+	u.feats, u.hasFeat = u.feats[:0], u.hasFeat[:0]
 	cat, err := u.store.Catalog(ctx, CatalogItems)
 	if err != nil {
 		return fmt.Errorf("updater: load catalog: %w", err)
@@ -205,6 +247,10 @@ func (u *Updater) Load(ctx context.Context, topics ...string) error {
 	for _, id := range cat {
 		u.catalogIndex[id] = int32(len(u.catalog))
 		u.catalog = append(u.catalog, id)
+		u.growFeatures()
+	}
+	if err := u.loadFeatures(ctx); err != nil {
+		return err
 	}
 	for _, st := range u.models {
 		st.users.reset()
@@ -256,6 +302,70 @@ func (u *Updater) loadShared(ctx context.Context, t *table) error {
 		}
 	}
 	return nil
+}
+
+// growFeatures adds an empty feature row for the newest catalog item (visual models only).
+func (u *Updater) growFeatures() {
+	if u.featDim == 0 {
+		return
+	}
+	u.feats = append(u.feats, make([]float32, u.featDim)...)
+	u.hasFeat = append(u.hasFeat, false)
+}
+
+// loadFeatures reads the stored embeddings of the catalog's items (visual models only). A
+// stored embedding that is not finite or not FeatureDim long is refused: ApplyItem never
+// writes one, so the store holds someone else's data.
+func (u *Updater) loadFeatures(ctx context.Context) error {
+	if u.featDim == 0 {
+		return nil
+	}
+	const chunk = 10_000
+	for lo := 0; lo < len(u.catalog); lo += chunk {
+		ids := u.catalog[lo:min(lo+chunk, len(u.catalog))]
+		rows, err := u.store.Vectors(ctx, TableEmbeddings, ids)
+		if err != nil {
+			return fmt.Errorf("updater: load %s: %w", TableEmbeddings, err)
+		}
+		for k, v := range rows {
+			if v == nil {
+				continue
+			}
+			if err := u.checkFeatures(v); err != nil {
+				return fmt.Errorf("updater: stored embedding of %q: %w", ids[k], err)
+			}
+			u.setFeatures(int32(lo+k), v)
+		}
+	}
+	return nil
+}
+
+// checkFeatures validates an embedding for the visual models: FeatureDim values, all finite.
+func (u *Updater) checkFeatures(v []float32) error {
+	if len(v) != u.featDim {
+		return &events.DecodeError{Reason: events.ReasonDimension,
+			Detail: fmt.Sprintf("embedding has %d values, the visual models read %d", len(v), u.featDim)}
+	}
+	for k, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return &events.DecodeError{Reason: events.ReasonNonFinite, Detail: fmt.Sprintf("embedding value %d is %v", k, x)}
+		}
+	}
+	return nil
+}
+
+func (u *Updater) setFeatures(i int32, v []float32) {
+	copy(u.feats[int(i)*u.featDim:(int(i)+1)*u.featDim], v)
+	u.hasFeat[i] = true
+}
+
+// features returns catalog item i's features, nil when it has none (or no model is visual).
+func (u *Updater) features(i int32) []float32 {
+	if u.featDim == 0 || !u.hasFeat[i] {
+		return nil
+	}
+	off := int(i) * u.featDim
+	return u.feats[off : off+u.featDim : off+u.featDim]
 }
 
 // Offset returns the offset to resume topic/partition from: the stored one, or
@@ -369,6 +479,10 @@ func (u *Updater) Apply(ctx context.Context, e *events.Interaction, pos Position
 		}
 		ex.Weight = weight
 		ex.Value = 1
+		ex.ItemFeat, ex.NegFeat = nil, nil
+		if st.visual {
+			ex.ItemFeat = u.features(item)
+		}
 		if st.m.NeedsNegative() {
 			if !positive {
 				continue
@@ -380,6 +494,9 @@ func (u *Updater) Apply(ctx context.Context, e *events.Interaction, pos Position
 					break // a catalog of one item has no negative yet
 				}
 				ex.Neg = st.items.at(neg)
+				if st.visual {
+					ex.NegFeat = u.features(neg)
+				}
 				st.m.Step(ex)
 			}
 			st.users.markDirty(ui)
@@ -428,6 +545,7 @@ func (u *Updater) ensureItem(id string) int32 {
 	u.catalogIndex[id] = i
 	u.catalog = append(u.catalog, id)
 	u.catalogNew++
+	u.growFeatures()
 	for _, st := range u.models {
 		st.items.add(id, nil)
 	}
@@ -439,15 +557,35 @@ func (u *Updater) ensureItem(id string) int32 {
 func (u *Updater) AddItem(id string) { u.ensureItem(id) }
 
 // ApplyItem records a validated item event at pos: the embedding is stored and the item
-// joins the catalog, so it is a candidate from now on.
+// joins the catalog, so it is a candidate from now on; the visual models score it by its
+// features at once, and a flush is due within ItemFlushInterval. Models that keep item
+// metadata (models.ItemMetadata) set it in the item's row. An embedding of the wrong
+// dimension, or (for the visual models) with a NaN or infinite value, is refused with an
+// *events.DecodeError before anything changes: the caller dead-letters it.
 func (u *Updater) ApplyItem(it *events.Item, pos Position) error {
 	if u.opts.EmbeddingDim > 0 && len(it.Embedding) != u.opts.EmbeddingDim {
 		return &events.DecodeError{Reason: events.ReasonDimension,
 			Detail: fmt.Sprintf("embedding has %d values, want %d", len(it.Embedding), u.opts.EmbeddingDim)}
 	}
-	u.ensureItem(it.Item)
+	if u.featDim > 0 {
+		if err := u.checkFeatures(it.Embedding); err != nil {
+			return err
+		}
+	}
+	i := u.ensureItem(it.Item)
+	if u.featDim > 0 {
+		u.setFeatures(i, it.Embedding)
+	}
+	for _, st := range u.models {
+		if st.meta != nil {
+			st.meta.SetItemMetadata(st.items.at(i), it.Metadata)
+		}
+	}
 	u.embeddings[it.Item] = append([]float32(nil), it.Embedding...)
 	u.Skip(pos)
+	if !u.itemPending {
+		u.itemPending, u.firstItem = true, time.Now()
+	}
 	return nil
 }
 
@@ -470,7 +608,8 @@ func (u *Updater) noteUnflushed() {
 // FlushDue tells whether the flush policy asks for a flush now.
 func (u *Updater) FlushDue(now time.Time) bool {
 	return u.unflushed >= u.opts.FlushEvents ||
-		(u.unflushed > 0 && now.Sub(u.firstUnflushed) >= u.opts.FlushInterval)
+		(u.unflushed > 0 && now.Sub(u.firstUnflushed) >= u.opts.FlushInterval) ||
+		(u.itemPending && now.Sub(u.firstItem) >= u.opts.ItemFlushInterval)
 }
 
 // Unflushed is the number of events applied or skipped since the last flush.
@@ -578,7 +717,7 @@ func (u *Updater) StartFlush() *PendingFlush {
 	u.catalogNew = 0
 	clear(u.embeddings)
 	clear(u.itemCounts)
-	u.unflushed = 0
+	u.unflushed, u.itemPending = 0, false
 	return f
 }
 
@@ -623,7 +762,8 @@ func (u *Updater) ItemIndex(id string) (int32, bool) {
 }
 
 // ScoreAll writes model's score of user for every catalog item into dst (grown as needed)
-// and returns it; ok is false when the user has no row yet.
+// and returns it; ok is false when the user has no row yet. Visual models score each item
+// with its features (models.Visual.ScoreFeatures).
 func (u *Updater) ScoreAll(model, user string, dst []float32) (scores []float32, ok bool, err error) {
 	st, found := u.byName[model]
 	if !found {
@@ -640,6 +780,17 @@ func (u *Updater) ScoreAll(model, user string, dst []float32) (scores []float32,
 	dst = dst[:0]
 	for i := range u.catalog {
 		dst = append(dst, st.m.Score(uv, st.items.at(int32(i)), g))
+	}
+	if st.visual {
+		// Score + v_u·f_i (models.Visual.FeatureWeights): one F-vector per call, one dot
+		// product per item with features; exact, no projection cache.
+		v := make([]float32, u.featDim)
+		st.m.(models.Visual).FeatureWeights(v, uv, g)
+		for i := range dst {
+			if f := u.features(int32(i)); f != nil {
+				dst[i] = clampScore(float64(dst[i]) + dot64(v, f))
+			}
+		}
 	}
 	return dst, true, nil
 }
@@ -733,4 +884,27 @@ func (u *Updater) Restore(snap models.Snapshot) error {
 	}
 	u.restored = true // the next flush writes the restored rows, even without events
 	return nil
+}
+
+// dot64 is Σ a·b in float64 (len(b) >= len(a)).
+func dot64(a, b []float32) float64 {
+	b = b[:len(a)]
+	var s float64
+	for k, x := range a {
+		s += float64(x) * float64(b[k])
+	}
+	return s
+}
+
+// clampScore converts a score to float32, clamped to ±MaxFloat32 (NaN: 0).
+func clampScore(v float64) float32 {
+	switch {
+	case v > math.MaxFloat32:
+		return math.MaxFloat32
+	case v < -math.MaxFloat32:
+		return -math.MaxFloat32
+	case v == v:
+		return float32(v)
+	}
+	return 0
 }
