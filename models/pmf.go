@@ -480,3 +480,32 @@ func PMFFromSnapshot(s Snapshot) (*PMF, error) {
 	m.mu = global[0]
 	return m, nil
 }
+
+// onlineGlobalID is the id of the online models' one global row (updater's globalRowID).
+const onlineGlobalID = "g"
+
+// OnlineSnapshot returns a biased model (mf-als) in the layout of the online MF's updater
+// snapshot, which updater.Restore and `visrec update --from-snapshot` take, so that the
+// online "mf" (models.MF, explicit, the same K) continues from the batch solution: model
+// "mf", version 1, tables "global" (1×1: μ, id "g"), "items" and "users" (rows [b, factors],
+// the online MF's rows) with userIDs and itemIDs as their ids (NumUsers and NumItems
+// long). The tables are copies. A PMF without biases is refused: the online "pmf" drops
+// μ from its step, so a centred model cannot continue there.
+func (m *PMF) OnlineSnapshot(userIDs, itemIDs []string) (Snapshot, error) {
+	if !m.opts.Biases {
+		return Snapshot{}, fmt.Errorf("models: %s has no online counterpart that keeps μ (online pmf drops it); train mf-als", m.Name())
+	}
+	if len(userIDs) != m.nUsers || len(itemIDs) != m.nItems {
+		return Snapshot{}, fmt.Errorf("models: %s: %d user and %d item ids for %d users and %d items", m.Name(), len(userIDs), len(itemIDs), m.nUsers, m.nItems)
+	}
+	return Snapshot{
+		Model:   "mf",
+		Version: 1,
+		Meta:    map[string]string{"from": m.Name(), "factors": strconv.Itoa(m.k)},
+		Tables: []Table{
+			{Name: pmfGlobalTable, Rows: 1, Cols: 1, Data: []float32{m.mu}, IDs: []string{onlineGlobalID}},
+			{Name: pmfItemsTable, Rows: m.nItems, Cols: m.k + 1, Data: slices.Clone(m.items), IDs: slices.Clone(itemIDs)},
+			{Name: pmfUsersTable, Rows: m.nUsers, Cols: m.k + 1, Data: slices.Clone(m.users), IDs: slices.Clone(userIDs)},
+		},
+	}, nil
+}
