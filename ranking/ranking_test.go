@@ -246,6 +246,20 @@ func TestRecommendMatchesBruteForce(t *testing.T) {
 					if err := sameRanking(got, brute(t, store, m, user, nil, nil), k); err != nil {
 						t.Fatalf("%s %s k=%d: %v", m.Name(), user, k, err)
 					}
+					// Recommend and Scores compute the same sum: equal bit for bit.
+					ids := make([]string, len(got))
+					for i, g := range got {
+						ids[i] = g.Item
+					}
+					sc, err := x.Scores(ctx, m.Name(), user, ids)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := range got {
+						if sc[i] != got[i].Score {
+							t.Fatalf("%s %s: Scores(%s) = %v, Recommend gave %v", m.Name(), user, ids[i], sc[i], got[i].Score)
+						}
+					}
 				}
 				seen, err := store.SetMembers(ctx, "seen", user)
 				if err != nil {

@@ -190,7 +190,7 @@ func (x *Index) rankCandidates(s *snapshot, mat *matrix, uv []float32, ids []str
 		if _, sk := skip[p]; sk {
 			continue
 		}
-		t.push(entry{score: dot(uv, mat.row(int(p))), pos: p})
+		t.push(entry{score: dot(mat.row(int(p)), uv), pos: p})
 	}
 	return x.scored(s, t.sorted()), nil
 }
@@ -225,7 +225,7 @@ func (x *Index) Scores(ctx context.Context, model, user string, items []string) 
 	mat := s.models[mi].items
 	out := make([]float32, len(items))
 	for i, p := range pos {
-		out[i] = dot(uv, mat.row(int(p)))
+		out[i] = dot(mat.row(int(p)), uv)
 	}
 	return out, nil
 }
