@@ -25,13 +25,14 @@ func runRetrain(ctx context.Context, log *zap.Logger, args []string) error {
 	data := fs.String("data", "posters", "data set: 'posters' ("+postersDir+") or a path any loader reads")
 	out := fs.String("out", "", "snapshot file to write (required)")
 	epochs := fs.Int("epochs", 10, "epochs (ALS iterations for wmf, pmf-als and mf-als)")
+	forUpdate := fs.Bool("for-update", false, "mf-als only: write the online mf's snapshot (rows with ids), which visrec update --models mf --from-snapshot continues from (same --factors)")
 	var mf modelFlags
 	mf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *out == "" || fs.NArg() > 0 {
-		return fmt.Errorf("usage: visrec retrain --models M --out FILE.snap [--data posters|PATH] [--epochs N]")
+		return fmt.Errorf("usage: visrec retrain --models M --out FILE.snap [--data posters|PATH] [--epochs N] [--for-update]")
 	}
 	labels := mf.labels()
 	if len(labels) != 1 {
@@ -45,12 +46,19 @@ func runRetrain(ctx context.Context, log *zap.Logger, args []string) error {
 	tick := func(int) { bar.Add(1) } //nolint:errcheck // display only
 	t0 := time.Now()
 	var snap models.Snapshot
+	if *forUpdate && labels[0] != "mf-als" {
+		return fmt.Errorf("--for-update is for mf-als (the batch form of the online mf), not %q", labels[0])
+	}
 	if batchModels[labels[0]] {
 		m, err := trainBatch(labels[0], ds, ds.Interactions, mf.factors, *epochs, tick)
 		if err != nil {
 			return err
 		}
-		snap = m.Snapshot()
+		if snap = m.Snapshot(); *forUpdate {
+			if snap, err = m.(*models.PMF).OnlineSnapshot(ds.Users, ds.Items); err != nil {
+				return err
+			}
+		}
 	} else {
 		ms, uopts, err := mf.build()
 		if err != nil {
