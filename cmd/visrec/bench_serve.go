@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/visrec/visrec/featurestore"
+	"github.com/visrec/visrec/models"
+	"github.com/visrec/visrec/updater"
+)
+
+func init() {
+	benches["serve"] = command{summary: "HTTP top-k latency and requests/s of 'visrec serve', driven by wrk", run: benchServe}
+}
+
+// benchServe fills a fresh Redis namespace with synthetic model rows (through the feature
+// store's transactions, as the updater writes them), serves it in-process, and drives the
+// server from a second process, wrk, on loopback: first one connection (one request at a
+// time: latency), then several (sustained requests/s). Each request asks for the top k of a
+// random user.
+func benchServe(ctx context.Context, log *zap.Logger, args []string) error {
+	fs := flag.NewFlagSet("bench serve", flag.ContinueOnError)
+	redisAddr := fs.String("redis", envOr("VISREC_REDIS_ADDR", "127.0.0.1:6379"), "Redis address (env VISREC_REDIS_ADDR)")
+	nItems := fs.Int("items", 100_000, "catalog items")
+	nUsers := fs.Int("users", 10_000, "users (the requests pick one at random)")
+	nSeen := fs.Int("seen", 20, "items each user has seen (excluded from the answers)")
+	k := fs.Int("k", 10, "items per answer")
+	dur := fs.Duration("duration", 10*time.Second, "length of each measured wrk run")
+	conns := fs.Int("connections", 16, "connections of the requests/s run")
+	threads := fs.Int("wrk-threads", 1, "wrk threads of the requests/s run (the server shares the machine's cores with wrk)")
+	keep := fs.Bool("keep", false, "keep the benchmark's Redis namespace (printed) instead of deleting it")
+	var sf serveFlags
+	sf.register(fs)
+	var mf modelFlags
+	mf.registerServing(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		return errors.New("bench serve needs wrk, the HTTP load generator, on PATH: sudo apt-get install -y wrk (Debian/Ubuntu)")
+	}
+	ms, err := servableModels(&mf)
+	if err != nil {
+		return err
+	}
+	ns := fmt.Sprintf("bench-serve-%d", time.Now().UnixNano()%1e9)
+	store, err := openRedis(ctx, *redisAddr, ns)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if *keep {
+		log.Info("keeping the benchmark namespace", zap.String("namespace", ns))
+	} else {
+		defer dropNamespace(*redisAddr, ns)
+	}
+	t0 := time.Now()
+	if err := fillSynthetic(ctx, store, ms, *nItems, *nUsers, *nSeen); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %d items and %d users (models %s, K=%d) to Redis namespace %s in %.1fs\n",
+		*nItems, *nUsers, mf.names, mf.factors, ns, time.Since(t0).Seconds())
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ready := make(chan struct{})
+	srvDone := make(chan error, 1)
+	t0 = time.Now()
+	go func() {
+		srvDone <- serveStore(sctx, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)), store, ms, &sf, ln, ready)
+	}()
+	select {
+	case <-ready:
+	case err := <-srvDone:
+		return fmt.Errorf("server: %w", err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	fmt.Printf("index loaded in %.1fs; server on %s (GOMAXPROCS %d, %d CPUs)\n", time.Since(t0).Seconds(), ln.Addr(), runtime.GOMAXPROCS(0), runtime.NumCPU())
+	url := "http://" + ln.Addr().String()
+	token := sf.options().Token
+	if err := checkServing(url, token, *k); err != nil {
+		return err
+	}
+
+	dir, err := os.MkdirTemp("", "visrec-bench-serve")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	script := filepath.Join(dir, "random_users.lua")
+	if err := os.WriteFile(script, []byte(wrkScript), 0o644); err != nil {
+		return err
+	}
+	run := func(name string, threads, conns int, d time.Duration) (wrkResult, error) {
+		cmdArgs := []string{"-t" + strconv.Itoa(threads), "-c" + strconv.Itoa(conns), "-d" + d.String(), "--timeout", "5s",
+			"-s", script, url, "--", strconv.Itoa(*nUsers), strconv.Itoa(*k), token}
+		fmt.Printf("%s: wrk %s\n", name, strings.Join(cmdArgs[:len(cmdArgs)-1], " "))
+		out, err := exec.CommandContext(ctx, wrk, cmdArgs...).CombinedOutput()
+		if err != nil {
+			return wrkResult{}, fmt.Errorf("wrk: %w: %s", err, out)
+		}
+		res, err := parseWrk(string(out))
+		if err != nil {
+			return res, fmt.Errorf("%w in wrk's output:\n%s", err, out)
+		}
+		if res.non2xx > 0 || res.socketErrors > 0 {
+			return res, fmt.Errorf("%s: %d answers were not 2xx and %d socket errors: the figures would be wrong", name, res.non2xx, res.socketErrors)
+		}
+		return res, nil
+	}
+	if _, err := run("warm-up", 1, 4, 2*time.Second); err != nil {
+		return err
+	}
+	lat, err := run("latency (one connection, one request at a time)", 1, 1, *dur)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  %d requests, %.0f requests/s; latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms\n",
+		lat.requests, lat.rate(), lat.p50/1e3, lat.p90/1e3, lat.p99/1e3, lat.p999/1e3, lat.max/1e3)
+	thr, err := run(fmt.Sprintf("requests/s (%d connections)", *conns), *threads, *conns, *dur)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  %d requests, %.0f requests/s; latency p50 %.2f ms, p99 %.2f ms\n", thr.requests, thr.rate(), thr.p50/1e3, thr.p99/1e3)
+	fmt.Printf("summary: %d items, K=%d, top-%d of a random user (of %d) excluding %d seen: one at a time p50 %.2f ms, p99 %.2f ms; %.0f requests/s with %d connections (goals: p99 <= 5 ms, >= 5,000 requests/s)\n",
+		*nItems, mf.factors, *k, *nUsers, *nSeen, lat.p50/1e3, lat.p99/1e3, thr.rate(), *conns)
+	stop()
+	if err := <-srvDone; err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// fillSynthetic writes n items and users of every model with random rows (N(0, 0.1)), a
+// power-law interaction count per item, a catalog and each user's seen items, in
+// transactions of 2,000 rows, as the updater's flushes would.
+func fillSynthetic(ctx context.Context, store featurestore.Store, ms []models.Servable, nItems, nUsers, nSeen int) error {
+	rng := rand.New(rand.NewPCG(42, 1))
+	fill := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * 0.1)
+		}
+		return v
+	}
+	delta := func(n int) []float64 {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = float64(float32(rng.NormFloat64() * 0.1))
+		}
+		return v
+	}
+	const batch = 2000
+	bar := newBar(int64(nItems+nUsers), "writing rows")
+	defer bar.Finish() //nolint:errcheck // display only
+	tx := store.Begin()
+	for _, m := range ms {
+		if m.GlobalDim() > 0 {
+			tx.AddVector(m.Name()+":global", "g", delta(m.GlobalDim()))
+		}
+	}
+	for i := 0; i < nItems; i++ {
+		id := "i" + strconv.Itoa(i)
+		tx.AppendCatalog(updater.CatalogItems, id)
+		for _, m := range ms {
+			tx.AddVector(m.Name()+":items", id, delta(m.ItemDim()))
+		}
+		tx.IncrCounter(updater.CounterItemEvents, id, int64(1+1000*math.Pow(rng.Float64(), 8)))
+		if (i+1)%batch == 0 || i == nItems-1 {
+			if _, err := tx.Commit(ctx); err != nil {
+				return fmt.Errorf("write items: %w", err)
+			}
+			bar.Add(batch) //nolint:errcheck // display only
+			tx = store.Begin()
+		}
+	}
+	seen := make([]string, nSeen)
+	for u := 0; u < nUsers; u++ {
+		id := "u" + strconv.Itoa(u)
+		for _, m := range ms {
+			tx.SetVector(m.Name()+":users", id, fill(m.UserDim()))
+		}
+		for j := range seen {
+			seen[j] = "i" + strconv.Itoa(rng.IntN(nItems))
+		}
+		if nSeen > 0 {
+			tx.AddToSet("seen", id, seen...)
+		}
+		if (u+1)%batch == 0 || u == nUsers-1 {
+			if _, err := tx.Commit(ctx); err != nil {
+				return fmt.Errorf("write users: %w", err)
+			}
+			bar.Add(batch) //nolint:errcheck // display only
+			tx = store.Begin()
+		}
+	}
+	tx.Rollback()
+	return nil
+}
+
+// checkServing asks once for a known user's top k, so that a misconfigured run fails before
+// it is measured.
+func checkServing(url, token string, k int) error {
+	req, _ := http.NewRequest("GET", url+"/v1/users/u0/recommendations?k="+strconv.Itoa(k), nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || strings.Contains(string(body), `"fallback"`) {
+		return fmt.Errorf("check request: %d %s", resp.StatusCode, body)
+	}
+	return nil
+}
+
+// wrkScript asks for the top k of a random user u0..u(users-1); done prints wrk's figures
+// in one line for parseWrk (latencies in microseconds).
+const wrkScript = `
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("seed", threads)
+end
+function init(args)
+  users, k = tonumber(args[1]), args[2]
+  math.randomseed(os.time() * 1000 + (seed or 0))
+  if args[3] and args[3] ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. args[3]
+  end
+end
+function request()
+  return wrk.format("GET", "/v1/users/u" .. math.random(0, users - 1) .. "/recommendations?k=" .. k)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("VISREC_RESULT requests=%d duration_us=%d p50_us=%d p90_us=%d p99_us=%d p999_us=%d max_us=%d non2xx=%d socket_errors=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max, e.status, e.connect + e.read + e.write + e.timeout))
+end
+`
+
+type wrkResult struct {
+	requests, durationUS, non2xx, socketErrors int64
+	p50, p90, p99, p999, max                   float64 // microseconds
+}
+
+func (r wrkResult) rate() float64 { return float64(r.requests) / (float64(r.durationUS) / 1e6) }
+
+var wrkLine = regexp.MustCompile(`VISREC_RESULT requests=(\d+) duration_us=(\d+) p50_us=(\d+) p90_us=(\d+) p99_us=(\d+) p999_us=(\d+) max_us=(\d+) non2xx=(\d+) socket_errors=(\d+)`)
+
+func parseWrk(out string) (wrkResult, error) {
+	m := wrkLine.FindStringSubmatch(out)
+	if m == nil {
+		return wrkResult{}, errors.New("no VISREC_RESULT line")
+	}
+	n := make([]int64, len(m)-1)
+	for i := range n {
+		n[i], _ = strconv.ParseInt(m[i+1], 10, 64)
+	}
+	return wrkResult{requests: n[0], durationUS: n[1], p50: float64(n[2]), p90: float64(n[3]), p99: float64(n[4]),
+		p999: float64(n[5]), max: float64(n[6]), non2xx: n[7], socketErrors: n[8]}, nil
+}
