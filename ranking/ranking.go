@@ -148,6 +148,9 @@ type Index struct {
 	tasks   chan *part // idle ranking workers receive here (unbuffered)
 	jobs    sync.Pool  // *job
 	running atomic.Bool
+
+	logMu   sync.Mutex // orders publications with the change log
+	changes []change
 }
 
 // New returns an index of the models ms over store. Each model's name selects its tables.
@@ -240,10 +243,144 @@ func (x *Index) Len() int {
 	return 0
 }
 
-// publish makes s the served snapshot.
-func (x *Index) publish(s *snapshot) {
+// publish makes s the served snapshot and logs which item vectors it changed: per model,
+// the positions in changed, or every item when all[model] (nil all: every model).
+func (x *Index) publish(s *snapshot, changed [][]int32, all []bool) {
+	x.logMu.Lock()
+	defer x.logMu.Unlock()
 	x.snap.Store(s)
-	x.version.Add(1)
+	v := x.version.Add(1)
+	if all == nil {
+		all = make([]bool, len(x.ms))
+		for i := range all {
+			all[i] = true
+		}
+	}
+	x.changes = append(x.changes, change{version: v, items: changed, all: all})
+	if len(x.changes) > changeLogLen {
+		x.changes = append(x.changes[:0], x.changes[len(x.changes)-changeLogLen/2:]...)
+	}
+}
+
+// changeLogLen bounds the change log: a reader further behind is told that every item
+// changed.
+const changeLogLen = 4096
+
+// change is one publication's entry in the change log.
+type change struct {
+	version uint64
+	items   [][]int32 // per model: positions whose vectors changed (new items included)
+	all     []bool    // per model: every vector changed (a new global row, a reload)
+}
+
+// ItemChanges tells which items' vectors of model changed in the versions after since, up
+// to now, the version it returns: ids (each once, in no particular order), or all = true
+// when every item changed (a global row was applied, a reload, or since is older than the
+// kept log). A caller that mirrors scores calls it with the now of its previous call; read
+// vectors with ItemVectors after it, so that they are at least as new as now.
+func (x *Index) ItemChanges(model string, since uint64) (ids []string, all bool, now uint64, err error) {
+	s, mi, err := x.ready(model)
+	if err != nil {
+		return nil, false, 0, err
+	}
+	x.logMu.Lock()
+	defer x.logMu.Unlock()
+	s = x.snap.Load() // the snapshot of the latest logged version
+	now = x.version.Load()
+	if since >= now {
+		return nil, false, now, nil
+	}
+	if len(x.changes) == 0 || x.changes[0].version > since+1 {
+		return nil, true, now, nil
+	}
+	seen := make(map[int32]bool)
+	for _, c := range x.changes {
+		if c.version <= since {
+			continue
+		}
+		if c.all[mi] {
+			return nil, true, now, nil
+		}
+		if c.items == nil {
+			continue
+		}
+		for _, p := range c.items[mi] {
+			if !seen[p] {
+				seen[p] = true
+				ids = append(ids, s.ids[p])
+			}
+		}
+	}
+	return ids, false, now, nil
+}
+
+// ItemVectors returns copies of the served vectors of model for ids and their catalog
+// positions; an id not in the catalog fails with ErrUnknownItem.
+func (x *Index) ItemVectors(model string, ids []string) (vecs [][]float32, positions []int, err error) {
+	s, mi, err := x.ready(model)
+	if err != nil {
+		return nil, nil, err
+	}
+	mat := s.models[mi].items
+	buf := make([]float32, len(ids)*mat.dim)
+	vecs, positions = make([][]float32, len(ids)), make([]int, len(ids))
+	for i, id := range ids {
+		p, ok := x.position(s, id)
+		if !ok {
+			return nil, nil, fmt.Errorf("%w %q", ErrUnknownItem, id)
+		}
+		vecs[i] = buf[i*mat.dim : (i+1)*mat.dim : (i+1)*mat.dim]
+		copy(vecs[i], mat.row(int(p)))
+		positions[i] = int(p)
+	}
+	return vecs, positions, nil
+}
+
+// ServeDim returns the length of model's serving vectors.
+func (x *Index) ServeDim(model string) (int, error) {
+	mi, ok := x.byName[model]
+	if !ok {
+		return 0, fmt.Errorf("%w %q", ErrUnknownModel, model)
+	}
+	return x.ms[mi].ServeDim(), nil
+}
+
+// UserVector reads user's row and returns the user's serving vector for model, against the
+// served global row. Scores of it against ItemVectors are Recommend's scores.
+func (x *Index) UserVector(ctx context.Context, model, user string) ([]float32, error) {
+	s, mi, err := x.ready(model)
+	if err != nil {
+		return nil, err
+	}
+	return x.userVector(ctx, s, mi, user)
+}
+
+// RecommendVector is Recommend for a user vector (from UserVector): the best k items, best
+// first, leaving out the ids in exclude (ids not in the catalog are ignored).
+func (x *Index) RecommendVector(model string, uv []float32, k int, exclude []string) ([]Scored, error) {
+	if k < 1 {
+		return nil, fmt.Errorf("%w: k = %d, want at least 1", ErrInvalidArgument, k)
+	}
+	s, mi, err := x.ready(model)
+	if err != nil {
+		return nil, err
+	}
+	if len(uv) != x.ms[mi].ServeDim() {
+		return nil, fmt.Errorf("%w: user vector has length %d, %s wants %d", ErrInvalidArgument, len(uv), model, x.ms[mi].ServeDim())
+	}
+	var skip map[int32]struct{}
+	if len(exclude) > 0 {
+		skip = make(map[int32]struct{}, len(exclude))
+		for _, id := range exclude {
+			if p, ok := x.position(s, id); ok {
+				skip[p] = struct{}{}
+			}
+		}
+	}
+	j, top := x.rank(&spec{mat: s.models[mi].items, x: uv, self: -1, skip: skip, k: k})
+	out := x.scored(s, top)
+	x.jobs.Put(j)
+	return out, nil
 }
 
 // position returns the catalog position of id in snapshot s.

@@ -128,7 +128,7 @@ func (s *syncer) load(ctx context.Context) error {
 	if err := s.refreshPopular(ctx, snap); err != nil {
 		return err
 	}
-	x.publish(snap)
+	x.publish(snap, nil, nil)
 	return nil
 }
 
@@ -301,6 +301,7 @@ func (s *syncer) poll(ctx context.Context) error {
 	snap.emb = eb.done()
 	changedAny := len(newIDs) > 0 || len(embChanged) > 0
 	now := time.Now()
+	logItems, logAll := make([][]int32, len(x.ms)), make([]bool, len(x.ms))
 	for mi, m := range x.ms {
 		c := mc[mi]
 		w := m.ItemDim()
@@ -324,6 +325,7 @@ func (s *syncer) poll(ctx context.Context) error {
 			s.recompute(mi, b, sv.global, snap.emb, 0, n)
 			sv.items = b.done()
 			changedAny = true
+			logAll[mi] = true
 		} else {
 			b := newBuilder(old.models[mi].items)
 			b.grow(n)
@@ -341,6 +343,7 @@ func (s *syncer) poll(ctx context.Context) error {
 			for p := range redo {
 				s.vector(m, v, s.raw[mi][p*w:(p+1)*w], sv.global, snap.emb, p)
 				b.set(p, v)
+				logItems[mi] = append(logItems[mi], int32(p))
 			}
 			sv.items = b.done()
 			if len(c.pos) > 0 {
@@ -366,7 +369,7 @@ func (s *syncer) poll(ctx context.Context) error {
 		}
 	}
 	if changedAny {
-		x.publish(snap)
+		x.publish(snap, logItems, logAll)
 	}
 	return nil
 }
