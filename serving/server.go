@@ -400,10 +400,10 @@ func (s *Server) recommendPOST(w http.ResponseWriter, r *http.Request) error {
 func jsonContent(r *http.Request) error {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
-		return nil // curl -d without -H: accept
+		return nil // no type given: read it as JSON
 	}
 	if mt, _, _ := strings.Cut(ct, ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
-		return &apiError{http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "the body must be application/json, not " + clip(ct)}
+		return &apiError{http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "the body must be application/json, not " + clip(ct) + " (curl: -H 'Content-Type: application/json')"}
 	}
 	return nil
 }
