@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/visrec/visrec/datasets"
+	"github.com/visrec/visrec/events"
 	"github.com/visrec/visrec/featurestore"
 	"github.com/visrec/visrec/models"
 	"github.com/visrec/visrec/updater"
@@ -32,6 +34,13 @@ type Online struct {
 // TrainOnline trains models on train by epochs of online steps through an updater.Updater on
 // the in-memory store: the same update code that consumes Kafka, here fed from memory. Items
 // never trained on are candidates with zero rows: the neutral score of an unknown item.
+//
+// When a model is visual (models.Visual) and ds has item features, the items' embeddings
+// reach the updater as item events, as they would from visrec.items: those of the items in
+// train before training (an item's embedding is produced when it is released, before anyone
+// interacts with it), the others after it, so that an item held out of train is scored by
+// its features alone, like a new item arriving in the stream. The first of an item's
+// MovieLens genres is its category (DeepStyle).
 func TrainOnline(ctx context.Context, ds *datasets.Dataset, train []datasets.Interaction, opts TrainOptions, ms ...models.Online) (*Online, error) {
 	if opts.Epochs < 1 {
 		return nil, fmt.Errorf("eval: %d epochs", opts.Epochs)
@@ -41,6 +50,39 @@ func TrainOnline(ctx context.Context, ds *datasets.Dataset, train []datasets.Int
 		return nil, err
 	}
 	o := &Online{upd: upd, ds: ds, perm: make([]int32, len(ds.Items))}
+	visual := false
+	for _, m := range ms {
+		if _, ok := m.(models.Visual); ok {
+			visual = ds.FeatureDim > 0 && len(ds.Features) == len(ds.Items)
+		}
+	}
+	var inTrain []bool
+	var itemOffset int64
+	sendItems := func(want bool) error {
+		for i, f := range ds.Features {
+			if f == nil || inTrain[i] != want {
+				continue
+			}
+			it := events.Item{Item: ds.Items[i], Model: ds.Name, Embedding: f}
+			if c := itemCategory(ds, int32(i)); c != "" {
+				it.Metadata = map[string]string{models.CategoryKey: c}
+			}
+			if err := upd.ApplyItem(&it, updater.Position{Topic: "items", Offset: itemOffset}); err != nil {
+				return fmt.Errorf("eval: item %s: %w", ds.Items[i], err)
+			}
+			itemOffset++
+		}
+		return nil
+	}
+	if visual {
+		inTrain = make([]bool, len(ds.Items))
+		for _, x := range train {
+			inTrain[x.Item] = true
+		}
+		if err := sendItems(true); err != nil {
+			return nil, err
+		}
+	}
 	order := make([]int, len(train))
 	for i := range order {
 		order[i] = i
@@ -67,11 +109,29 @@ func TrainOnline(ctx context.Context, ds *datasets.Dataset, train []datasets.Int
 	}
 	// Items never trained on join now, with zero rows: added before training they would
 	// have been sampled as negatives, which an item not yet released never is.
+	if visual {
+		if err := sendItems(false); err != nil {
+			return nil, err
+		}
+	}
 	for _, id := range ds.Items {
 		upd.AddItem(id)
 	}
 	o.index()
 	return o, nil
+}
+
+// itemCategory is an item's category for DeepStyle: its "category" metadata, else the first
+// of its MovieLens "genres" ("" when it has neither, or "(no genres listed)").
+func itemCategory(ds *datasets.Dataset, i int32) string {
+	if c := ds.Meta(i, models.CategoryKey); c != "" {
+		return c
+	}
+	g, _, _ := strings.Cut(ds.Meta(i, "genres"), "|")
+	if strings.HasPrefix(g, "(") {
+		return ""
+	}
+	return g
 }
 
 // index maps the data set's items to the updater's catalogue.

@@ -88,6 +88,9 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 		}
 	}
 	mf.names = strings.Join(online, ",")
+	if ds.FeatureDim > 0 {
+		mf.featureDim = ds.FeatureDim // the visual models read the data set's features
+	}
 	var ms []models.Online
 	var uopts updater.Options
 	if len(online) > 0 {

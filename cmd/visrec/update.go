@@ -28,7 +28,7 @@ func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
 	itemsTopic := fs.String("items-topic", events.TopicItems, "item events topic")
 	dlqTopic := fs.String("deadletter-topic", events.TopicDeadLetter, "dead-letter topic")
 	partitions := fs.Int("partitions", 4, "partitions of topics created when missing")
-	dim := fs.Int("embedding-dim", 0, "expected embedding length of item events (0: any)")
+	dim := fs.Int("embedding-dim", 0, "expected embedding length of item events (0: any, or --feature-dim when a visual model runs)")
 	session := fs.Duration("session-timeout", consumers.DefaultOptions().SessionTimeout, "group session timeout: how long a dead member holds its partitions")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics here, e.g. 127.0.0.1:9101")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
@@ -51,6 +51,9 @@ func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
 	ms, uopts, err := mf.build()
 	if err != nil {
 		return err
+	}
+	if *dim == 0 && visual(ms) {
+		*dim = mf.featureDim // the visual models read exactly this many features
 	}
 	uopts.EmbeddingDim = *dim
 	store, err := openRedis(ctx, *redisAddr, *ns)

@@ -31,10 +31,16 @@ type modelFlags struct {
 	minRating float64
 	lr, reg   float64
 	negatives int
+	// The online visual models (vbpr, vmf, deepstyle).
+	visualFactors int
+	featureDim    int
+	featureScale  float64
+	categories    int
+	itemFlushT    time.Duration
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&m.names, "models", "bpr", "comma-separated models: bpr, mf (explicit ratings), pmf (explicit, no biases), mf-implicit; visrec eval and retrain also take the batch models wmf (ALS, --epochs iterations), vbpr (needs item features), neumf, multvae and bivae")
+	fs.StringVar(&m.names, "models", "bpr", "comma-separated models: bpr, mf (explicit ratings), pmf (explicit, no biases), mf-implicit, and the online visual models vbpr (visrec update; vbpr-online in eval), vmf (explicit ratings) and deepstyle, which read item image features; visrec eval and retrain also take the batch models wmf (ALS, --epochs iterations), vbpr (batch VBPR, needs item features), neumf, multvae and bivae")
 	fs.IntVar(&m.factors, "factors", 64, "latent factors K")
 	fs.IntVar(&m.negatives, "negatives", updater.DefaultOptions().Negatives, "sampled negatives (steps) per positive event for bpr and mf-implicit")
 	fs.Float64Var(&m.lr, "lr", 0, "learning rate (0: each model's default)")
@@ -43,6 +49,11 @@ func (m *modelFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&m.flushN, "flush-events", updater.DefaultOptions().FlushEvents, "flush to the store after this many events")
 	fs.DurationVar(&m.flushT, "flush-interval", updater.DefaultOptions().FlushInterval, "flush to the store at least this often while events arrive")
 	fs.Float64Var(&m.minRating, "min-positive-rating", 0, "ratings below this are not positives for implicit models (bpr, mf-implicit)")
+	fs.IntVar(&m.visualFactors, "visual-factors", models.DefaultOnlineVBPROptions().VisualFactors, "visual factors K' of online vbpr and vmf (the rows of E)")
+	fs.IntVar(&m.featureDim, "feature-dim", models.DefaultOnlineVBPROptions().FeatureDim, "item feature (embedding) length of the visual models (1280: MobileNetV2)")
+	fs.Float64Var(&m.featureScale, "feature-scale", models.PosterFeatureScale, "the visual models multiply item features by this (1/27 brings the MobileNetV2 poster features to norm ~1)")
+	fs.IntVar(&m.categories, "categories", models.DefaultDeepStyleOptions().Categories, "deepstyle: category latents (item metadata \"category\", hashed; 1: one category for all)")
+	fs.DurationVar(&m.itemFlushT, "item-flush-interval", updater.DefaultOptions().ItemFlushInterval, "flush this soon after an item event, so that a new item reaches the store fast")
 }
 
 func (m *modelFlags) build() ([]models.Online, updater.Options, error) {
@@ -77,8 +88,32 @@ func (m *modelFlags) build() ([]models.Online, updater.Options, error) {
 				return nil, updater.Options{}, err
 			}
 			ms = append(ms, models.NewMF(o))
+		case "vbpr", "vbpr-online":
+			o := models.DefaultOnlineVBPROptions()
+			o.Factors, o.VisualFactors, o.FeatureDim, o.FeatureScale = m.factors, m.visualFactors, m.featureDim, float32(m.featureScale)
+			m.rates(&o.LearnRate, &o.Reg)
+			if err := o.Validate(); err != nil {
+				return nil, updater.Options{}, err
+			}
+			ms = append(ms, models.NewOnlineVBPR(o))
+		case "vmf":
+			o := models.DefaultVMFOptions()
+			o.Factors, o.VisualFactors, o.FeatureDim, o.FeatureScale = m.factors, m.visualFactors, m.featureDim, float32(m.featureScale)
+			m.rates(&o.LearnRate, &o.Reg)
+			if err := o.Validate(); err != nil {
+				return nil, updater.Options{}, err
+			}
+			ms = append(ms, models.NewVMF(o))
+		case "deepstyle":
+			o := models.DefaultDeepStyleOptions()
+			o.Factors, o.FeatureDim, o.FeatureScale, o.Categories = m.factors, m.featureDim, float32(m.featureScale), m.categories
+			m.rates(&o.LearnRate, &o.Reg)
+			if err := o.Validate(); err != nil {
+				return nil, updater.Options{}, err
+			}
+			ms = append(ms, models.NewDeepStyle(o))
 		default:
-			return nil, updater.Options{}, fmt.Errorf("unknown model %q (known: bpr, mf, pmf, mf-implicit)", name)
+			return nil, updater.Options{}, fmt.Errorf("unknown model %q (known: bpr, mf, pmf, mf-implicit, vbpr, vmf, deepstyle)", name)
 		}
 	}
 	opts := updater.DefaultOptions()
@@ -87,7 +122,28 @@ func (m *modelFlags) build() ([]models.Online, updater.Options, error) {
 	opts.FlushInterval = m.flushT
 	opts.MinPositiveRating = float32(m.minRating)
 	opts.Negatives = m.negatives
+	opts.ItemFlushInterval = m.itemFlushT
 	return ms, opts, nil
+}
+
+// rates applies --lr and --reg (0: keep the model's default).
+func (m *modelFlags) rates(lr, reg *float32) {
+	if m.lr > 0 {
+		*lr = float32(m.lr)
+	}
+	if m.reg > 0 {
+		*reg = float32(m.reg)
+	}
+}
+
+// visual reports whether any of ms reads item features.
+func visual(ms []models.Online) bool {
+	for _, m := range ms {
+		if _, ok := m.(models.Visual); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // labels are the names the user gave the models, in build order ("mf-implicit" runs under
