@@ -45,6 +45,7 @@ func benchServe(ctx context.Context, log *zap.Logger, args []string) error {
 	dur := fs.Duration("duration", 10*time.Second, "length of each measured wrk run")
 	conns := fs.Int("connections", 16, "connections of the requests/s run")
 	threads := fs.Int("wrk-threads", 1, "wrk threads of the requests/s run (the server shares the machine's cores with wrk)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the server process during the requests/s run to this file")
 	keep := fs.Bool("keep", false, "keep the benchmark's Redis namespace (printed) instead of deleting it")
 	var sf serveFlags
 	sf.register(fs)
@@ -114,9 +115,13 @@ func benchServe(ctx context.Context, log *zap.Logger, args []string) error {
 	if err := os.WriteFile(script, []byte(wrkScript), 0o644); err != nil {
 		return err
 	}
-	run := func(name string, threads, conns int, d time.Duration) (wrkResult, error) {
+	run := func(name, route string, threads, conns int, d time.Duration) (wrkResult, error) {
+		n := *nUsers
+		if route == "item" {
+			n = *nItems
+		}
 		cmdArgs := []string{"-t" + strconv.Itoa(threads), "-c" + strconv.Itoa(conns), "-d" + d.String(), "--timeout", "5s",
-			"-s", script, url, "--", strconv.Itoa(*nUsers), strconv.Itoa(*k), token}
+			"-s", script, url, "--", route, strconv.Itoa(n), strconv.Itoa(*k), token}
 		fmt.Printf("%s: wrk %s\n", name, strings.Join(cmdArgs[:len(cmdArgs)-1], " "))
 		out, err := exec.CommandContext(ctx, wrk, cmdArgs...).CombinedOutput()
 		if err != nil {
@@ -131,20 +136,34 @@ func benchServe(ctx context.Context, log *zap.Logger, args []string) error {
 		}
 		return res, nil
 	}
-	if _, err := run("warm-up", 1, 4, 2*time.Second); err != nil {
+	if _, err := run("warm-up", "rec", 1, 4, 2*time.Second); err != nil {
 		return err
 	}
-	lat, err := run("latency (one connection, one request at a time)", 1, 1, *dur)
+	lat, err := run("latency (one connection, one request at a time)", "rec", 1, 1, *dur)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("  %d requests, %.0f requests/s; latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms\n",
 		lat.requests, lat.rate(), lat.p50/1e3, lat.p90/1e3, lat.p99/1e3, lat.p999/1e3, lat.max/1e3)
-	thr, err := run(fmt.Sprintf("requests/s (%d connections)", *conns), *threads, *conns, *dur)
+	stopProfile := func() {}
+	if *cpuProfile != "" {
+		if stopProfile, err = startCPUProfile(*cpuProfile); err != nil {
+			return err
+		}
+	}
+	thr, err := run(fmt.Sprintf("requests/s (%d connections)", *conns), "rec", *threads, *conns, *dur)
+	stopProfile()
 	if err != nil {
 		return err
 	}
 	fmt.Printf("  %d requests, %.0f requests/s; latency p50 %.2f ms, p99 %.2f ms\n", thr.requests, thr.rate(), thr.p50/1e3, thr.p99/1e3)
+	// The same load on item lookups, which rank nothing: what the HTTP layer, JSON and wrk
+	// cost on this machine, apart from the ranking.
+	base, err := run(fmt.Sprintf("baseline: item lookup, no ranking (%d connections)", *conns), "item", *threads, *conns, min(*dur, 5*time.Second))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  %d requests, %.0f requests/s; latency p50 %.2f ms, p99 %.2f ms\n", base.requests, base.rate(), base.p50/1e3, base.p99/1e3)
 	fmt.Printf("summary: %d items, K=%d, top-%d of a random user (of %d) excluding %d seen: one at a time p50 %.2f ms, p99 %.2f ms; %.0f requests/s with %d connections (goals: p99 <= 5 ms, >= 5,000 requests/s)\n",
 		*nItems, mf.factors, *k, *nUsers, *nSeen, lat.p50/1e3, lat.p99/1e3, thr.rate(), *conns)
 	stop()
@@ -240,8 +259,9 @@ func checkServing(url, token string, k int) error {
 	return nil
 }
 
-// wrkScript asks for the top k of a random user u0..u(users-1); done prints wrk's figures
-// in one line for parseWrk (latencies in microseconds).
+// wrkScript asks for the top k of a random user u0..u(n-1) (route "rec") or looks up a
+// random item i0..i(n-1) (route "item"); done prints wrk's figures in one line for parseWrk
+// (latencies in microseconds).
 const wrkScript = `
 local threads = 0
 function setup(thread)
@@ -249,14 +269,17 @@ function setup(thread)
   thread:set("seed", threads)
 end
 function init(args)
-  users, k = tonumber(args[1]), args[2]
+  route, n, k = args[1], tonumber(args[2]), args[3]
   math.randomseed(os.time() * 1000 + (seed or 0))
-  if args[3] and args[3] ~= "" then
-    wrk.headers["Authorization"] = "Bearer " .. args[3]
+  if args[4] and args[4] ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. args[4]
   end
 end
 function request()
-  return wrk.format("GET", "/v1/users/u" .. math.random(0, users - 1) .. "/recommendations?k=" .. k)
+  if route == "item" then
+    return wrk.format("GET", "/v1/items/i" .. math.random(0, n - 1))
+  end
+  return wrk.format("GET", "/v1/users/u" .. math.random(0, n - 1) .. "/recommendations?k=" .. k)
 end
 function done(summary, latency, requests)
   local e = summary.errors
