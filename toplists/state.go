@@ -1,0 +1,138 @@
+package toplists
+
+import (
+	"container/heap"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// modelLists is one model's users: their vectors (one row-major matrix, a slot per user),
+// lists, and the refresh queue. Only Run's goroutine touches it.
+type modelLists struct {
+	name        string
+	dim         int
+	slots       map[string]int
+	ids         []string
+	vecs        []float32 // len(ids)*dim
+	lists       [][]entry
+	stale       []bool // a full refresh is queued; item changes skip the user
+	lastRefresh []time.Time
+
+	usersSince int64  // version of "<model>:users" polled up to
+	itemsSince uint64 // index version whose item changes are applied
+
+	queue  refreshQueue
+	queued map[string]int // user → index in queue
+}
+
+func newModelLists(name string, dim int) *modelLists {
+	return &modelLists{name: name, dim: dim, slots: make(map[string]int), queued: make(map[string]int)}
+}
+
+// set stores user's vector and list and returns its slot.
+func (ml *modelLists) set(user string, uv []float32, list []entry) int {
+	slot, ok := ml.slots[user]
+	if !ok {
+		slot = len(ml.ids)
+		ml.slots[user] = slot
+		ml.ids = append(ml.ids, user)
+		ml.vecs = append(ml.vecs, make([]float32, ml.dim)...)
+		ml.lists = append(ml.lists, nil)
+		ml.stale = append(ml.stale, false)
+		ml.lastRefresh = append(ml.lastRefresh, time.Time{})
+	}
+	copy(ml.vecs[slot*ml.dim:(slot+1)*ml.dim], uv)
+	ml.lists[slot] = list
+	ml.stale[slot] = false
+	return slot
+}
+
+// notBefore is the earliest time user may be refreshed again: Debounce after the last one.
+func (ml *modelLists) notBefore(user string, debounce time.Duration, now time.Time) time.Time {
+	if slot, ok := ml.slots[user]; ok {
+		if t := ml.lastRefresh[slot].Add(debounce); t.After(now) {
+			return t
+		}
+	}
+	return now
+}
+
+// schedule queues a full refresh of user at due; a user already queued keeps its place
+// (the earlier due time) and the earlier since.
+func (ml *modelLists) schedule(user string, since, due time.Time) {
+	if i, ok := ml.queued[user]; ok {
+		q := &ml.queue[i]
+		if due.Before(q.due) {
+			q.due = due
+			heap.Fix(&queueHeap{ml}, i)
+		}
+		return
+	}
+	heap.Push(&queueHeap{ml}, queued{user: user, since: since, due: due})
+}
+
+// pop removes and returns the refresh due first.
+func (ml *modelLists) pop() queued { return heap.Pop(&queueHeap{ml}).(queued) }
+
+type queued struct {
+	user  string
+	since time.Time // when the first change behind it was seen (for the lag metric)
+	due   time.Time
+}
+
+type refreshQueue []queued
+
+// queueHeap is ml's queue as a heap by due time, keeping ml.queued in step.
+type queueHeap struct{ ml *modelLists }
+
+func (h *queueHeap) Len() int           { return len(h.ml.queue) }
+func (h *queueHeap) Less(i, j int) bool { return h.ml.queue[i].due.Before(h.ml.queue[j].due) }
+func (h *queueHeap) Swap(i, j int) {
+	q := h.ml.queue
+	q[i], q[j] = q[j], q[i]
+	h.ml.queued[q[i].user] = i
+	h.ml.queued[q[j].user] = j
+}
+func (h *queueHeap) Push(x any) {
+	q := x.(queued)
+	h.ml.queued[q.user] = len(h.ml.queue)
+	h.ml.queue = append(h.ml.queue, q)
+}
+func (h *queueHeap) Pop() any {
+	q := h.ml.queue
+	x := q[len(q)-1]
+	h.ml.queue = q[:len(q)-1]
+	delete(h.ml.queued, x.user)
+	return x
+}
+
+type metrics struct {
+	refreshes, incremental, writes *prometheus.CounterVec
+	queued                         prometheus.Gauge
+	lag                            *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "visrec_lists_refreshes_total",
+			Help: "Full recomputations of a user's list."}, []string{"model"}),
+		incremental: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "visrec_lists_incremental_total",
+			Help: "Lists changed by scoring changed items only."}, []string{"model"}),
+		writes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "visrec_lists_writes_total",
+			Help: "Lists written to Redis."}, []string{"model"}),
+		queued: prometheus.NewGauge(prometheus.GaugeOpts{Name: "visrec_lists_queued",
+			Help: "Users waiting for a full refresh."}),
+		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "visrec_lists_lag_seconds",
+			Help:    "From seeing a change to writing the list it caused.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}, []string{"model"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.refreshes, m.incremental, m.writes, m.queued, m.lag} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}

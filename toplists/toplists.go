@@ -1,0 +1,582 @@
+// Package toplists materializes, per user and model, the user's top-K items with their
+// scores as a Redis sorted set, so that any client can read recommendations with one
+// command:
+//
+//	ZREVRANGE {ns}:top:<model>:<user> 0 9 WITHSCORES
+//
+// docs/lists.md documents the keys, the encoding and the freshness for clients.
+//
+// # What triggers a refresh
+//
+// A Materializer follows two sources. User rows: it polls store.Changed on "<model>:users"
+// and recomputes a changed user's list in full (a ranking of every item through the
+// ranking.Index), debounced per user — at most one refresh per user per Debounce, so a
+// burst of events coalesces into one refresh — and paced by a budget of
+// RefreshesPerSecond full refreshes, taken from a queue in order of due time: a hot stream
+// of changes to some users can delay but never starve the others (each user is queued once,
+// whatever number of changes it gets). Item vectors: it follows ranking.Index.ItemChanges
+// and scores only the changed or new items against the user vectors it keeps in memory
+// (one matrix product of the user matrix and the changed items), with each listed user's
+// K-th score as the bar:
+//
+//   - a changed item that is not in a user's list and beats the K-th entry enters the list
+//     (unless the user has seen it), the K-th leaves: the list stays exact, because every
+//     other unlisted item scores at most the K-th;
+//   - a listed item whose score changed but still ranks at or above the old K-th entry
+//     keeps its place (re-sorted);
+//   - a listed item that fell below the old K-th entry queues the user for a full refresh
+//     (its replacement may be any item).
+//
+// Lists that no item change touches are neither recomputed nor rewritten. A new global row
+// (ranking applies it at most every GlobalRefresh) changes every item vector: every user is
+// queued for a full refresh, under the same budget.
+//
+// A list is written with one MULTI/EXEC (DEL, ZADD, and the write time in the model's
+// freshness hash), so a reader sees the previous list or the new one, never a mix.
+package toplists
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+
+	"github.com/visrec/visrec/featurestore"
+	"github.com/visrec/visrec/ranking"
+)
+
+// Options configure a Materializer. Zero fields take the defaults of DefaultOptions.
+type Options struct {
+	// Namespace is the feature store's namespace: lists live beside its keys, in the same
+	// hash tag {Namespace}, hence the same Redis Cluster slot (default "visrec").
+	Namespace string
+	// Models to materialize (default: every model of the index).
+	Models []string
+	// K is the length of every list (default 50).
+	K int
+	// Debounce is the least time between two full refreshes of one user (default 1 s).
+	Debounce time.Duration
+	// RefreshesPerSecond is the budget of full refreshes, all models together (default 500).
+	RefreshesPerSecond int
+	// PollInterval is how often user and item changes are polled (default 50 ms).
+	PollInterval time.Duration
+	// IncludeSeen keeps the items a user has interacted with in the lists (default: they
+	// are left out, like ranking.RecOptions.ExcludeSeen).
+	IncludeSeen bool
+	// NoBackfill skips the initial refresh of every user with a stored row: only users that
+	// change from now on get lists.
+	NoBackfill bool
+	// Logger (default: none) and Registerer (default: none) for logs and metrics.
+	Logger     *zap.Logger
+	Registerer prometheus.Registerer
+}
+
+// DefaultOptions returns the defaults.
+func DefaultOptions() Options {
+	return Options{Namespace: "visrec", K: 50, Debounce: time.Second, RefreshesPerSecond: 500,
+		PollInterval: 50 * time.Millisecond, Logger: zap.NewNop()}
+}
+
+// ListKey returns the key of the list of user for model in namespace ns.
+func ListKey(ns, model, user string) string { return "{" + ns + "}:top:" + model + ":" + user }
+
+// FreshnessKey returns the key of model's freshness hash in namespace ns: field user, value
+// the Unix time in milliseconds at which the user's list was last written.
+func FreshnessKey(ns, model string) string { return "{" + ns + "}:topts:" + model }
+
+// Stats are a Materializer's counters since it started.
+type Stats struct {
+	Users       int   // users with a list in memory, all models
+	Queued      int   // users waiting for a full refresh
+	Refreshes   int64 // full refreshes
+	Incremental int64 // lists changed by scoring changed items only
+	Writes      int64 // lists written to Redis
+	ItemBatches int64 // batches of changed items scored against the users
+}
+
+// Materializer keeps the lists. Create it with New, then call Run; Stats may be called from
+// any goroutine.
+type Materializer struct {
+	client redis.UniversalClient
+	store  featurestore.Store
+	index  *ranking.Index
+	opts   Options
+	ms     []*modelLists
+	met    *metrics
+	seen   string // the store's set family of seen items
+
+	stats  chan chan Stats
+	tokens float64
+	last   time.Time
+	st     Stats
+}
+
+// New returns a Materializer that ranks with index (kept in sync by its own Run) over
+// store, and writes the lists with client.
+func New(client redis.UniversalClient, store featurestore.Store, index *ranking.Index, opts Options) (*Materializer, error) {
+	if client == nil || store == nil || index == nil {
+		return nil, errors.New("toplists: nil client, store or index")
+	}
+	def := DefaultOptions()
+	if opts.Namespace == "" {
+		opts.Namespace = def.Namespace
+	}
+	if strings.ContainsAny(opts.Namespace, "{}") {
+		return nil, fmt.Errorf("toplists: namespace %q contains a brace", opts.Namespace)
+	}
+	if opts.K <= 0 {
+		opts.K = def.K
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = def.Debounce
+	}
+	if opts.RefreshesPerSecond <= 0 {
+		opts.RefreshesPerSecond = def.RefreshesPerSecond
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = def.PollInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = def.Logger
+	}
+	if len(opts.Models) == 0 {
+		opts.Models = index.Models()
+	}
+	m := &Materializer{client: client, store: store, index: index, opts: opts, seen: "seen",
+		stats: make(chan chan Stats)}
+	for _, name := range opts.Models {
+		dim, err := index.ServeDim(name)
+		if err != nil {
+			return nil, fmt.Errorf("toplists: %w", err)
+		}
+		m.ms = append(m.ms, newModelLists(name, dim))
+	}
+	var err error
+	if m.met, err = newMetrics(opts.Registerer); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Stats returns the counters; it waits for Run's loop (at most one poll), and returns the
+// last known counters when Run is not running.
+func (m *Materializer) Stats(ctx context.Context) Stats {
+	c := make(chan Stats, 1)
+	select {
+	case m.stats <- c:
+		select {
+		case s := <-c:
+			return s
+		case <-ctx.Done():
+		}
+	case <-ctx.Done():
+	}
+	return Stats{}
+}
+
+func (m *Materializer) snapshotStats() Stats {
+	s := m.st
+	s.Users, s.Queued = 0, 0
+	for _, ml := range m.ms {
+		s.Users += len(ml.ids)
+		s.Queued += len(ml.queue)
+	}
+	return s
+}
+
+// Run waits for the index to be ready, queues every stored user (unless NoBackfill), then
+// polls and refreshes until ctx is done, and returns ctx's error then. Errors of a poll or a
+// write are logged and retried; the work they concern stays queued.
+func (m *Materializer) Run(ctx context.Context) error {
+	for !m.index.Ready() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		case c := <-m.stats:
+			c <- m.snapshotStats()
+		}
+	}
+	for _, ml := range m.ms {
+		if err := m.start(ctx, ml); err != nil {
+			return fmt.Errorf("toplists: start %s: %w", ml.name, err)
+		}
+	}
+	m.last = time.Now()
+	t := time.NewTicker(m.opts.PollInterval)
+	defer t.Stop()
+	for {
+		if err := m.step(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			m.opts.Logger.Warn("toplists: poll failed; retrying", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		case c := <-m.stats:
+			c <- m.snapshotStats()
+		}
+	}
+}
+
+// start records where the change logs stand and queues the stored users.
+func (m *Materializer) start(ctx context.Context, ml *modelLists) error {
+	_, v, err := m.store.Changed(ctx, ml.name+":users", math.MaxInt64)
+	if err != nil {
+		return err
+	}
+	ml.usersSince = v
+	_, _, now, err := m.index.ItemChanges(ml.name, math.MaxUint64)
+	if err != nil {
+		return err
+	}
+	ml.itemsSince = now
+	if m.opts.NoBackfill {
+		return nil
+	}
+	t := time.Now()
+	return m.store.ScanVectors(ctx, ml.name+":users", func(id string, _ []float32) error {
+		ml.schedule(id, t, t)
+		return nil
+	})
+}
+
+// step runs one poll: user changes, item changes, then the due refreshes within budget.
+func (m *Materializer) step(ctx context.Context) error {
+	now := time.Now()
+	m.tokens = min(float64(m.opts.RefreshesPerSecond), m.tokens+now.Sub(m.last).Seconds()*float64(m.opts.RefreshesPerSecond))
+	m.last = now
+	for _, ml := range m.ms {
+		ids, v, err := m.store.Changed(ctx, ml.name+":users", ml.usersSince)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			ml.schedule(id, now, ml.notBefore(id, m.opts.Debounce, now))
+		}
+		ml.usersSince = v
+		if err := m.items(ctx, ml); err != nil {
+			return err
+		}
+	}
+	// Due refreshes, oldest due first across models, while the budget lasts.
+	var writes []*pendingWrite
+	for m.tokens >= 1 {
+		var best *modelLists
+		for _, ml := range m.ms {
+			if len(ml.queue) > 0 && !ml.queue[0].due.After(now) && (best == nil || ml.queue[0].due.Before(best.queue[0].due)) {
+				best = ml
+			}
+		}
+		if best == nil {
+			break
+		}
+		q := best.pop()
+		w, err := m.refresh(ctx, best, q)
+		if err != nil {
+			best.schedule(q.user, q.since, now.Add(m.opts.PollInterval)) // retry later
+			return err
+		}
+		m.tokens--
+		if w != nil {
+			writes = append(writes, w)
+		}
+	}
+	m.met.queued.Set(float64(m.snapshotStats().Queued))
+	return m.write(ctx, writes)
+}
+
+// write flushes ws; on failure the users are queued for a full refresh, so that no list
+// stays unwritten.
+func (m *Materializer) write(ctx context.Context, ws []*pendingWrite) error {
+	err := m.flush(ctx, ws)
+	if err != nil {
+		t := time.Now()
+		for _, w := range ws {
+			for _, ml := range m.ms {
+				if ml.name == w.model {
+					if slot, ok := ml.slots[w.user]; ok {
+						ml.stale[slot] = true
+					}
+					ml.schedule(w.user, w.since, t.Add(m.opts.PollInterval))
+				}
+			}
+		}
+	}
+	return err
+}
+
+// refresh recomputes user's list in full and returns its write.
+func (m *Materializer) refresh(ctx context.Context, ml *modelLists, q queued) (*pendingWrite, error) {
+	uv, err := m.index.UserVector(ctx, ml.name, q.user)
+	if errors.Is(err, ranking.ErrUnknownUser) {
+		return nil, nil // no row (yet): nothing to list
+	}
+	if err != nil {
+		return nil, err
+	}
+	var exclude []string
+	if !m.opts.IncludeSeen {
+		if exclude, err = m.store.SetMembers(ctx, m.seen, q.user); err != nil {
+			return nil, err
+		}
+	}
+	top, err := m.index.RecommendVector(ml.name, uv, m.opts.K, exclude)
+	if err != nil {
+		return nil, err
+	}
+	list := make([]entry, len(top))
+	for i, s := range top {
+		info, _ := m.index.Item(s.Item)
+		list[i] = entry{item: s.Item, pos: int32(info.Position), score: s.Score}
+	}
+	slot := ml.set(q.user, uv, list)
+	ml.lastRefresh[slot] = time.Now()
+	m.st.Refreshes++
+	m.met.refreshes.WithLabelValues(ml.name).Inc()
+	return &pendingWrite{model: ml.name, user: q.user, list: list, since: q.since}, nil
+}
+
+// items scores the items whose vectors changed against every listed user.
+func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
+	ids, all, now, err := m.index.ItemChanges(ml.name, ml.itemsSince)
+	if err != nil {
+		return err
+	}
+	if all {
+		t := time.Now()
+		for slot, u := range ml.ids {
+			ml.stale[slot] = true
+			ml.schedule(u, t, t)
+		}
+		ml.itemsSince = now
+		return nil
+	}
+	if len(ids) == 0 {
+		ml.itemsSince = now
+		return nil
+	}
+	vecs, pos, err := m.index.ItemVectors(ml.name, ids)
+	if err != nil {
+		return err
+	}
+	m.st.ItemBatches++
+	changed := ml.scoreItems(ids, vecs, pos, m.opts.K)
+	ml.itemsSince = now
+	var writes []*pendingWrite
+	t := time.Now()
+	for _, c := range changed {
+		u := ml.ids[c.slot]
+		if c.refresh {
+			ml.stale[c.slot] = true
+			ml.schedule(u, t, t)
+			continue
+		}
+		list := c.list
+		if len(c.entering) > 0 {
+			if !m.opts.IncludeSeen {
+				seen, err := m.store.SetMembers(ctx, m.seen, u)
+				if err != nil { // leave the list to a full refresh, which reads the set again
+					m.opts.Logger.Warn("toplists: read seen items", zap.String("user", u), zap.Error(err))
+					ml.stale[c.slot] = true
+					ml.schedule(u, t, t.Add(m.opts.PollInterval))
+					continue
+				}
+				c.entering = slices.DeleteFunc(c.entering, func(e entry) bool { return slices.Contains(seen, e.item) })
+			}
+			list = append(list, c.entering...)
+			sortEntries(list)
+			list = list[:min(len(list), m.opts.K)]
+		}
+		if slices.Equal(list, ml.lists[c.slot]) {
+			continue
+		}
+		ml.lists[c.slot] = list
+		m.st.Incremental++
+		m.met.incremental.WithLabelValues(ml.name).Inc()
+		writes = append(writes, &pendingWrite{model: ml.name, user: u, list: list, since: t})
+	}
+	return m.write(ctx, writes)
+}
+
+const writeBatch = 64 // lists per MULTI/EXEC round trip
+
+type pendingWrite struct {
+	model, user string
+	list        []entry
+	since       time.Time // when the change that caused it was seen
+}
+
+// flush writes lists, writeBatch per round trip. Each list is DEL + ZADD + HSET of its
+// write time in one MULTI/EXEC block with the others of the batch: all in the slot {ns}.
+func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite) error {
+	for lo := 0; lo < len(ws); lo += writeBatch {
+		batch := ws[lo:min(lo+writeBatch, len(ws))]
+		now := time.Now()
+		ms := strconv.FormatInt(now.UnixMilli(), 10)
+		_, err := m.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, w := range batch {
+				key := ListKey(m.opts.Namespace, w.model, w.user)
+				p.Del(ctx, key)
+				if len(w.list) > 0 {
+					z := make([]redis.Z, len(w.list))
+					for i, e := range w.list {
+						z[i] = redis.Z{Score: float64(e.score), Member: e.item}
+					}
+					p.ZAdd(ctx, key, z...)
+				}
+				p.HSet(ctx, FreshnessKey(m.opts.Namespace, w.model), w.user, ms)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("toplists: write %d lists: %w", len(batch), err)
+		}
+		for _, w := range batch {
+			m.st.Writes++
+			m.met.writes.WithLabelValues(w.model).Inc()
+			m.met.lag.WithLabelValues(w.model).Observe(now.Sub(w.since).Seconds())
+		}
+	}
+	return nil
+}
+
+// entry is a listed item.
+type entry struct {
+	item  string
+	pos   int32
+	score float32
+}
+
+// better is ranking's order: higher score first, ties by catalog order.
+func better(a, b entry) bool {
+	if a.score != b.score {
+		return a.score > b.score
+	}
+	return a.pos < b.pos
+}
+
+func sortEntries(l []entry) {
+	slices.SortFunc(l, func(a, b entry) int {
+		switch {
+		case better(a, b):
+			return -1
+		case better(b, a):
+			return 1
+		}
+		return 0
+	})
+}
+
+var blas32 gonum.Implementation
+
+// scoreItems scores the changed items against every listed user and returns the users
+// whose lists change, with the new list (re-sorted scores of listed items) and the entering
+// items, or refresh when a listed item fell below the old K-th entry.
+func (ml *modelLists) scoreItems(ids []string, vecs [][]float32, pos []int, k int) []listChange {
+	nc := len(ids)
+	dim := ml.dim
+	v := make([]float32, nc*dim)
+	for i, x := range vecs {
+		copy(v[i*dim:], x)
+	}
+	col := make(map[int32]int, nc) // catalog position → column
+	for i, p := range pos {
+		col[int32(p)] = i
+	}
+	const chunk = 1024
+	scores := make([]float32, chunk*nc)
+	var out []listChange
+	for lo := 0; lo < len(ml.ids); lo += chunk {
+		hi := min(lo+chunk, len(ml.ids))
+		rows := hi - lo
+		// S = U[lo:hi] · Vᵀ: rows × nc
+		blas32.Sgemm(blas.NoTrans, blas.Trans, rows, nc, dim, 1, ml.vecs[lo*dim:hi*dim], dim, v, dim, 0, scores, nc)
+		for r := range rows {
+			slot := lo + r
+			if ml.stale[slot] {
+				continue // a full refresh is queued: it will read every item anyway
+			}
+			old := ml.lists[slot]
+			s := scores[r*nc : (r+1)*nc]
+			var kth *entry
+			if len(old) >= k {
+				kth = &old[k-1]
+			}
+			var c *listChange
+			listed := 0
+			for i, e := range old {
+				ci, ok := col[e.pos]
+				if !ok {
+					continue
+				}
+				listed++
+				ne := entry{item: e.item, pos: e.pos, score: s[ci]}
+				if ne.score == e.score {
+					continue
+				}
+				if c == nil {
+					c = &listChange{slot: slot, list: slices.Clone(old)}
+				}
+				if kth != nil && better(*kth, ne) { // fell below the old K-th: its replacement may be any item
+					c.refresh = true
+					break
+				}
+				c.list[i] = ne
+			}
+			if c != nil && c.refresh {
+				out = append(out, *c)
+				continue
+			}
+			if listed < nc {
+				for ci, sc := range s {
+					e := entry{item: ids[ci], pos: int32(pos[ci]), score: sc}
+					if kth != nil && !better(e, *kth) {
+						continue
+					}
+					if inList(old, e.pos) {
+						continue
+					}
+					if c == nil {
+						c = &listChange{slot: slot, list: slices.Clone(old)}
+					}
+					c.entering = append(c.entering, e)
+				}
+			}
+			if c != nil {
+				sortEntries(c.list)
+				out = append(out, *c)
+			}
+		}
+	}
+	return out
+}
+
+func inList(l []entry, pos int32) bool {
+	for _, e := range l {
+		if e.pos == pos {
+			return true
+		}
+	}
+	return false
+}
+
+type listChange struct {
+	slot     int
+	list     []entry
+	entering []entry
+	refresh  bool
+}
