@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,7 +21,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
 
+	"github.com/visrec/visrec/events"
 	"github.com/visrec/visrec/featurestore"
 	"github.com/visrec/visrec/internal/testenv"
 	"github.com/visrec/visrec/producers"
@@ -414,5 +417,99 @@ func TestRetrainThenUpdateFromSnapshot(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestNewItemReachesRedisFast runs `visrec update --models bpr,vbpr` while interactions
+// stream in at 5,000 events/s, produces item events one at a time and measures how long each
+// takes from being produced to having its embedding and catalog entry in Redis (the
+// ItemFlushInterval rule: a flush is due 15 ms after an item event, whatever else is
+// pending). Interactions with the new items then move the shared [E; β'] row, which lands
+// in Redis. The bound is loose (the test machine is shared); the log gives the figures.
+func TestNewItemReachesRedisFast(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	e := newE2E(t, 1)
+	ns := testenv.Unique("fresh")
+	store := e.store(ns)
+	const background = 30_000
+	p := e.start(ns, ns, "--models", "bpr,vbpr", "--factors", "16", "--visual-factors", "4", "--feature-dim", "8")
+	defer p.kill(t, syscall.SIGTERM)
+	produced := make(chan error, 1)
+	go func() { produced <- e.produce(background, 5, 5000) }()
+	for e.applied(store, 1) == 0 {
+		select {
+		case err := <-p.done:
+			t.Fatalf("visrec update exited (%v):\n%s", err, p.stderr)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	sink := producers.NewKafkaSink(e.brokers, e.items, 1)
+	defer sink.Close()
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(3, 3))
+	var lat []time.Duration
+	for n := 0; n < 20; n++ {
+		id := fmt.Sprintf("new-%d", n)
+		emb := make([]float32, 8)
+		for k := range emb {
+			emb[k] = float32(rng.ExpFloat64())
+		}
+		it := events.Item{Item: id, Timestamp: time.Now().UnixMilli(), Model: "test", Embedding: emb}
+		t0 := time.Now()
+		if err := sink.Write(ctx, []kafka.Message{{Key: []byte(id), Value: it.AppendBinary(nil)}}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			v, err := store.Vectors(ctx, updater.TableEmbeddings, []string{id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v[0] != nil {
+				break
+			}
+			if time.Since(t0) > 10*time.Second {
+				t.Fatalf("item %s not in Redis after 10 s:\n%s", id, p.stderr)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	cat, err := store.Catalog(ctx, updater.CatalogItems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := map[string]bool{}
+	for _, id := range cat {
+		in[id] = true
+	}
+	for n := 0; n < 20; n++ {
+		if !in[fmt.Sprintf("new-%d", n)] {
+			t.Errorf("new-%d is not in the catalog", n)
+		}
+	}
+	slices.Sort(lat)
+	t.Logf("item event produced → embedding and catalog entry in Redis, %d items, interactions arriving at 5,000/s: p50 %v, max %v",
+		len(lat), lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	evSink := producers.NewKafkaSink(e.brokers, e.events, 100)
+	defer evSink.Close()
+	var msgs []kafka.Message
+	for n := 0; n < 100; n++ {
+		ev := events.Interaction{Type: events.Click, User: fmt.Sprintf("u%d", n%7), Item: fmt.Sprintf("new-%d", n%20), Timestamp: 1}
+		msgs = append(msgs, kafka.Message{Key: []byte(ev.User), Value: ev.AppendJSON(nil)})
+	}
+	if err := evSink.Write(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	e.waitApplied(store, 1, background+100, p)
+	if g := rows(t, store, "vbpr:global"); len(g["g"]) != 5*8 {
+		t.Errorf("vbpr:global holds %d values, want (K'+1)·F = 40", len(g["g"]))
+	}
+	if lat[len(lat)/2] > 2*time.Second {
+		t.Errorf("median time to the store %v > 2 s", lat[len(lat)/2])
 	}
 }
