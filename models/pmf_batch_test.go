@@ -722,3 +722,46 @@ func TestMFALSWarmStartsOnlineMF(t *testing.T) {
 		t.Errorf("warm start %.4f, want below the frozen batch model (%.4f) by 0.1 and a cold start (%.4f) by 0.03", warm, frozen, cold)
 	}
 }
+
+// FuzzPMFFromSnapshot: any bytes either fail to load (with a codec or ErrSnapshotInvalid
+// error) or give a model whose scores are finite and whose own snapshot loads back to the
+// same bytes.
+func FuzzPMFFromSnapshot(f *testing.F) {
+	train := pmfProblem(4, 6, 5, 3)
+	for _, biases := range []bool{false, true} {
+		o := smallPMFOptions(biases, true)
+		o.Factors = 2
+		m, err := models.TrainPMF(6, 5, train, o, nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		b := encode(f, m.Snapshot())
+		f.Add(b)
+		f.Add(b[:len(b)/2])
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		s, err := models.ReadSnapshot(bytes.NewReader(in))
+		if err != nil {
+			return
+		}
+		m, err := models.PMFFromSnapshot(s)
+		if err != nil {
+			if !errors.Is(err, models.ErrSnapshotInvalid) {
+				t.Fatalf("error of no known kind: %v", err)
+			}
+			return
+		}
+		for u := int32(-1); u <= int32(min(m.NumUsers(), 3)); u++ {
+			for _, v := range m.ScoreAll(u, nil) {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					t.Fatalf("score %v", v)
+				}
+			}
+		}
+		first := encode(t, m.Snapshot())
+		roundTrip(t, m.Snapshot(), models.PMFFromSnapshot)
+		if m2, err := models.PMFFromSnapshot(m.Snapshot()); err != nil || !bytes.Equal(encode(t, m2.Snapshot()), first) {
+			t.Fatalf("reload: %v", err)
+		}
+	})
+}
