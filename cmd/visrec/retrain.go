@@ -38,6 +38,9 @@ func runRetrain(ctx context.Context, log *zap.Logger, args []string) error {
 	if len(labels) != 1 {
 		return fmt.Errorf("retrain trains one model at a time, got %q", mf.names)
 	}
+	if *forUpdate && labels[0] != "mf-als" {
+		return fmt.Errorf("--for-update is for mf-als (the batch form of the online mf), not %q", labels[0])
+	}
 	ds, err := loadData(*data)
 	if err != nil {
 		return err
@@ -46,9 +49,6 @@ func runRetrain(ctx context.Context, log *zap.Logger, args []string) error {
 	tick := func(int) { bar.Add(1) } //nolint:errcheck // display only
 	t0 := time.Now()
 	var snap models.Snapshot
-	if *forUpdate && labels[0] != "mf-als" {
-		return fmt.Errorf("--for-update is for mf-als (the batch form of the online mf), not %q", labels[0])
-	}
 	if batchModels[labels[0]] {
 		m, err := trainBatch(labels[0], ds, ds.Interactions, mf.factors, *epochs, tick)
 		if err != nil {
