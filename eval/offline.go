@@ -63,10 +63,7 @@ func TrainOnline(ctx context.Context, ds *datasets.Dataset, train []datasets.Int
 			if f == nil || inTrain[i] != want {
 				continue
 			}
-			it := events.Item{Item: ds.Items[i], Model: ds.Name, Embedding: f}
-			if c := itemCategory(ds, int32(i)); c != "" {
-				it.Metadata = map[string]string{models.CategoryKey: c}
-			}
+			it, _ := ItemEvent(ds, int32(i))
 			if err := upd.ApplyItem(&it, updater.Position{Topic: "items", Offset: itemOffset}); err != nil {
 				return fmt.Errorf("eval: item %s: %w", ds.Items[i], err)
 			}
@@ -119,6 +116,19 @@ func TrainOnline(ctx context.Context, ds *datasets.Dataset, train []datasets.Int
 	}
 	o.index()
 	return o, nil
+}
+
+// ItemEvent is the item event of a data set's item: its features as the embedding and its
+// category (itemCategory) as metadata. ok is false when the item has no features.
+func ItemEvent(ds *datasets.Dataset, i int32) (it events.Item, ok bool) {
+	if int(i) >= len(ds.Features) || ds.Features[i] == nil {
+		return events.Item{}, false
+	}
+	it = events.Item{Item: ds.Items[i], Model: ds.Name, Embedding: ds.Features[i]}
+	if c := itemCategory(ds, i); c != "" {
+		it.Metadata = map[string]string{models.CategoryKey: c}
+	}
+	return it, true
 }
 
 // itemCategory is an item's category for DeepStyle: its "category" metadata, else the first

@@ -231,6 +231,9 @@ func publish(tbl *report.Table, out, results, base, heading, extra string) error
 // production update code, without Kafka) with a prequential evaluator, and reports
 // cumulative and cold-start-item figures and, with out, a PNG of the moving window.
 func runPrequential(ctx context.Context, ds *datasets.Dataset, mf *modelFlags, k, every, window int, out, results, command string) error {
+	if ds.FeatureDim > 0 {
+		mf.featureDim = ds.FeatureDim
+	}
 	ms, uopts, err := mf.build()
 	if err != nil {
 		return err
@@ -242,8 +245,24 @@ func runPrequential(ctx context.Context, ds *datasets.Dataset, mf *modelFlags, k
 	preq := eval.NewPrequential(upd.Models(), k, every, window)
 	preq.MinPositiveRating = uopts.MinPositiveRating
 	upd.SetObserver(preq)
+	// With a visual model, an item's embedding arrives as an item event just before its
+	// first interaction (when it is released): the visual models score it from then on.
+	var sent []bool
+	var itemOffset int64
+	if visual(ms) && ds.FeatureDim > 0 {
+		sent = make([]bool, len(ds.Items))
+	}
 	bar := newBar(int64(len(ds.Interactions)), "prequential")
 	for i := range ds.Interactions {
+		if it := ds.Interactions[i].Item; sent != nil && !sent[it] {
+			sent[it] = true
+			if item, ok := eval.ItemEvent(ds, it); ok {
+				if err := upd.ApplyItem(&item, updater.Position{Topic: "items", Offset: itemOffset}); err != nil {
+					return err
+				}
+				itemOffset++
+			}
+		}
 		ev := ds.Event(i)
 		if err := upd.Apply(ctx, &ev, updater.Position{Topic: "log", Offset: int64(i)}); err != nil {
 			return err
