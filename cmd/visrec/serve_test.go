@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -105,6 +106,43 @@ func TestServeProcess(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "server stopped after draining requests") {
 		t.Errorf("no drain in the log:\n%s", logs.String())
+	}
+}
+
+// TestServeFirstLoadFails: when the index cannot load (here: the store is closed) serveStore
+// stops the server and returns the error instead of answering 503 for ever.
+func TestServeFirstLoadFails(t *testing.T) {
+	addr := testenv.RedisAddr(t)
+	store, err := openRedis(context.Background(), addr, testenv.Unique("servefail"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	mf := modelFlags{names: "bpr", factors: 8}
+	ms, err := servableModels(&mf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sf serveFlags
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	sf.register(fs)
+	done := make(chan error, 1)
+	go func() { done <- serveStore(context.Background(), zap.NewNop(), store, ms, &sf, ln, nil) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "first load") {
+			t.Errorf("serveStore on a closed store: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serveStore still running 10s after its index failed to load")
+	}
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Error("the listener still accepts after the failure")
 	}
 }
 
