@@ -123,6 +123,7 @@ func TestBadEmbeddingsLeaveVisualModelUntouched(t *testing.T) {
 		}
 	}
 	write(itTopic, good)
+	waitCommitted(int64(len(good))) // the features first, so that the interactions move E
 	write(evTopic, goodEv)
 	waitCommitted(int64(len(good) + len(goodEv)))
 
