@@ -10,28 +10,59 @@ import (
 // Kernels of the ranking: a float32 matrix–vector product over one block of rows and a
 // bounded heap of the best k (score, position) pairs.
 //
-// The product is gonum's Sgemv, whose rows are SSE assembly dot products
-// (internal/asm/f32.DotUnitary). A hand-written Go kernel unrolled by four like
-// models/kernels.go dot (and a variant with four rows at a time) ran one block of 1024×65
-// in 30–35 µs against Sgemv's 13–18 µs on this machine (BenchmarkMatvecBlock,
-// BenchmarkGonumSgemvBlock; 2 cores under load), so the ranking uses Sgemv, and dot uses
-// Sdot, the same assembly sum. The assembly peels leading elements until its first
-// argument is 16-byte aligned, so the rounding of a sum depends on where that argument
-// lies: every caller passes the stored matrix row first, and a score from Recommend and
-// from Scores then agree bit for bit.
+// Measured on this machine (2 cores, a 300 MB L3 that holds a 100,000×65 matrix; under load
+// from other work), one block of 1024 rows of 65 floats (BenchmarkMatvecBlock*):
+//
+//   - a hand-written Go kernel unrolled by four like models/kernels.go dot (goDot): 30–45 µs;
+//     four rows at a time in Go gained nothing;
+//   - gonum's Sgemv, SSE assembly dot per row (internal/asm/f32.DotUnitary): 13–22 µs;
+//   - kernel_amd64.s, AVX2 + FMA, four rows per pass sharing the loads of x: see
+//     docs/benchmarks.md; used where the CPU has AVX2 and FMA.
+//
+// So the ranking uses the AVX2 kernel where it can and gonum elsewhere. Either way, dot (for
+// Scores and candidate lists) sums exactly as matvec sums a row, so a score from Recommend
+// and from Scores agree bit for bit. gonum's assembly peels leading elements until its first
+// argument is 16-byte aligned, so its rounding depends on where that argument lies: every
+// caller passes the stored matrix row first.
 
 var blas32 gonum.Implementation
 
 // dot returns Σ a[k]·b[k]; len(a) == len(b). Pass the matrix row as a (see above).
-func dot(a, b []float32) float32 { return blas32.Sdot(len(a), a, 1, b, 1) }
+func dot(a, b []float32) float32 {
+	if useAVX {
+		if len(a) == 0 {
+			return 0
+		}
+		_ = b[len(a)-1]
+		return dotAVX(&a[0], &b[0], len(a))
+	}
+	return blas32.Sdot(len(a), a, 1, b, 1)
+}
 
 // matvec writes dst[r] = dot(a[r*dim:(r+1)*dim], x) for r < len(dst). a holds at least
 // len(dst) rows of dim floats, row-major; len(x) == dim.
 func matvec(dst, a, x []float32, dim int) {
-	if len(dst) == 0 {
+	rows := len(dst)
+	if rows == 0 {
 		return
 	}
-	blas32.Sgemv(blas.NoTrans, len(dst), dim, 1, a[:len(dst)*dim], dim, x, 1, 0, dst, 1)
+	if !useAVX {
+		blas32.Sgemv(blas.NoTrans, rows, dim, 1, a[:rows*dim], dim, x, 1, 0, dst, 1)
+		return
+	}
+	if dim == 0 {
+		clear(dst)
+		return
+	}
+	_ = a[rows*dim-1] // the assembly reads rows*dim floats of a and dim of x
+	_ = x[dim-1]
+	r := 0
+	for ; r+4 <= rows; r += 4 {
+		dot4AVX(&a[r*dim], dim*4, &x[0], dim, &dst[r])
+	}
+	for ; r < rows; r++ {
+		dst[r] = dotAVX(&a[r*dim], &x[0], dim)
+	}
 }
 
 // goDot is the hand-written kernel that was measured against Sgemv (see above); it stays

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"gonum.org/v1/gonum/blas"
 )
 
 func randVec(rng *rand.Rand, n int) []float32 {
@@ -14,9 +16,23 @@ func randVec(rng *rand.Rand, n int) []float32 {
 	return v
 }
 
+// TestMatvecMatchesDot runs both kernels (AVX2 where the CPU has it, and gonum's).
 func TestMatvecMatchesDot(t *testing.T) {
+	saved := useAVX
+	defer func() { setAVX(saved) }()
+	for _, avx := range []bool{false, true} {
+		if avx && !saved {
+			t.Log("no AVX2+FMA on this CPU: only the gonum kernel is tested")
+			continue
+		}
+		setAVX(avx)
+		testMatvec(t)
+	}
+}
+
+func testMatvec(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
-	for _, dim := range []int{1, 3, 4, 9, 65, 66} {
+	for _, dim := range []int{1, 3, 4, 7, 8, 9, 15, 16, 17, 24, 65, 66, 130} {
 		a := randVec(rng, 37*dim)
 		x := randVec(rng, dim)
 		dst := make([]float32, 37)
@@ -69,8 +85,8 @@ func benchBlock() (a, x, y []float32) {
 	return randVec(rng, blockRows*65), randVec(rng, 65), make([]float32, blockRows)
 }
 
-// BenchmarkMatvecBlock is the hand-written Go kernel, row by row.
-func BenchmarkMatvecBlock(b *testing.B) {
+// BenchmarkMatvecBlockGo is the hand-written Go kernel, row by row.
+func BenchmarkMatvecBlockGo(b *testing.B) {
 	a, x, y := benchBlock()
 	b.SetBytes(int64(len(a) * 4))
 	for b.Loop() {
@@ -80,8 +96,20 @@ func BenchmarkMatvecBlock(b *testing.B) {
 	}
 }
 
-// BenchmarkGonumSgemvBlock is the kernel the ranking uses.
-func BenchmarkGonumSgemvBlock(b *testing.B) {
+// BenchmarkMatvecBlockGonum is gonum's Sgemv (SSE assembly).
+func BenchmarkMatvecBlockGonum(b *testing.B) {
+	a, x, y := benchBlock()
+	b.SetBytes(int64(len(a) * 4))
+	for b.Loop() {
+		blas32.Sgemv(blas.NoTrans, blockRows, 65, 1, a, 65, x, 1, 0, y, 1)
+	}
+}
+
+// BenchmarkMatvecBlockAVX2 is kernel_amd64.s.
+func BenchmarkMatvecBlockAVX2(b *testing.B) {
+	if !useAVX {
+		b.Skip("no AVX2+FMA")
+	}
 	a, x, y := benchBlock()
 	b.SetBytes(int64(len(a) * 4))
 	for b.Loop() {

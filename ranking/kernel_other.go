@@ -1,0 +1,11 @@
+//go:build !amd64
+
+package ranking
+
+var useAVX = false
+
+func setAVX(on bool) {}
+
+func dot4AVX(a *float32, stride int, x *float32, n int, dst *float32) { panic("no AVX") }
+
+func dotAVX(a, x *float32, n int) float32 { panic("no AVX") }
