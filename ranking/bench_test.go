@@ -65,3 +65,20 @@ func BenchmarkRecommend(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRecommendParallel: the same with many requests at once (batched rankings).
+func BenchmarkRecommendParallel(b *testing.B) {
+	x := benchIndex(b, 100_000, 64)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := x.Recommend(ctx, "bpr", "u", 10, ranking.RecOptions{}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -147,6 +147,7 @@ type Index struct {
 	version atomic.Uint64
 	tasks   chan *part // idle ranking workers receive here (unbuffered)
 	jobs    sync.Pool  // *job
+	batches batches
 	running atomic.Bool
 
 	logMu   sync.Mutex // orders publications with the change log
@@ -377,10 +378,7 @@ func (x *Index) RecommendVector(model string, uv []float32, k int, exclude []str
 			}
 		}
 	}
-	j, top := x.rank(&spec{mat: s.models[mi].items, x: uv, self: -1, skip: skip, k: k})
-	out := x.scored(s, top)
-	x.jobs.Put(j)
-	return out, nil
+	return x.scored(s, x.rank(&spec{mat: s.models[mi].items, x: uv, self: -1, skip: skip, k: k})), nil
 }
 
 // position returns the catalog position of id in snapshot s.

@@ -428,3 +428,63 @@ func TestErrors(t *testing.T) {
 		t.Error("New with a model twice succeeded")
 	}
 }
+
+// TestConcurrentRankingsBatched: rankings running at once are batched together; each must
+// still be exactly its sequential result.
+func TestConcurrentRankingsBatched(t *testing.T) {
+	store := featurestore.NewMemory()
+	ms := testModels()
+	f := newFeeder(t, store, ms)
+	f.apply(t, stream(6000, 40, 3000, 11)) // 3000 items: three blocks
+	x := start(t, store, ms, ranking.Options{Workers: 2})
+	ctx := context.Background()
+	type call struct {
+		model, user string
+		k           int
+		o           ranking.RecOptions
+	}
+	var calls []call
+	for i := range 40 {
+		calls = append(calls, call{ms[i%2].Name(), "u" + strconv.Itoa(i), 1 + i%23, ranking.RecOptions{ExcludeSeen: i%3 == 0}})
+	}
+	want := make([][]ranking.Scored, len(calls))
+	for i, c := range calls {
+		var err error
+		if want[i], err = x.Recommend(ctx, c.model, c.user, c.k, c.o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantSim, err := x.Similar(ctx, "bpr", "i7", 5, ranking.ByCF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for r := range 30 {
+				i := (g*7 + r) % len(calls)
+				c := calls[i]
+				got, err := x.Recommend(ctx, c.model, c.user, c.k, c.o)
+				if err == nil && !slices.Equal(got, want[i]) {
+					err = fmt.Errorf("call %d: concurrent %v, sequential %v", i, got, want[i])
+				}
+				if err == nil && r%5 == 0 {
+					var sim []ranking.Scored
+					if sim, err = x.Similar(ctx, "bpr", "i7", 5, ranking.ByCF); err == nil && !slices.Equal(sim, wantSim) {
+						err = fmt.Errorf("similar: concurrent %v, sequential %v", sim, wantSim)
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

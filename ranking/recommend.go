@@ -3,16 +3,26 @@ package ranking
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 )
 
-// A ranking request is split into parts, each a contiguous range of blocks with its own
-// scratch row of scores and its own top-k heap; the heaps are merged at the end. Part 0 runs
-// on the caller's goroutine; the others are handed to idle workers (Run's pool), or run on
-// the caller too when no worker is idle — under many concurrent requests each request then
-// runs on its own goroutine, which is the most efficient split anyway.
+// A ranking is split into parts, each a contiguous range of blocks with its own scratch row
+// of scores and its own top-k heap; the heaps are merged at the end. Part 0 runs on the
+// caller's goroutine; the others are handed to idle workers (Run's pool), or run on the
+// caller too when no worker is idle.
+//
+// Concurrent rankings over the same matrix are batched: the item matrix (26 MB at 100,000
+// items of 65 floats) does not fit in L2, so one ranking is bound by the bandwidth of L3,
+// while the kernel scores a block that sits in L2 several times faster (docs/benchmarks.md).
+// A batch therefore loads each block once and scores it against every user vector of the
+// batch. There is no waiting for a batch to fill: a ranking that finds none running starts at
+// once, alone; rankings that arrive meanwhile queue, and when it ends the first of them
+// leads the next batch with all those queued (at most maxBatch). Each ranking is still exact
+// and its own: batching changes only when the work is done.
+
+// maxBatch bounds the rankings scored together.
+const maxBatch = 16
 
 // spec says what to rank: the rows of mat scored against x.
 type spec struct {
@@ -26,11 +36,12 @@ type spec struct {
 	k       int
 }
 
+// part ranks blocks [lo, hi) of the matrix for every spec of a batch.
 type part struct {
-	sp     *spec
+	specs  []*spec
 	lo, hi int // blocks
 	scores []float32
-	top    topK
+	tops   []topK // one per spec
 	wg     *sync.WaitGroup
 }
 
@@ -40,44 +51,65 @@ type job struct {
 	top   topK
 }
 
-// run scores the part's blocks and keeps its best k.
+// run scores the part's blocks against every spec, block by block, so that a block is
+// loaded once and scored from cache for the others.
 func (p *part) run() {
-	sp := p.sp
-	m := sp.mat
-	p.top.reset(sp.k)
 	if cap(p.scores) < blockRows {
 		p.scores = make([]float32, blockRows)
 	}
+	for len(p.tops) < len(p.specs) {
+		p.tops = append(p.tops, topK{})
+	}
+	for i, sp := range p.specs {
+		p.tops[i].reset(sp.k)
+	}
+	m := p.specs[0].mat
 	for bi := p.lo; bi < p.hi; bi++ {
 		b := m.blocks[bi]
 		rows := min(blockRows, m.n-bi*blockRows)
 		sc := p.scores[:rows]
-		matvec(sc, b.data, sp.x, m.dim)
 		base := int32(bi * blockRows)
-		for r, s := range sc {
-			if sp.onlyHas && !b.has[r] {
-				continue
+		for i, sp := range p.specs {
+			top := &p.tops[i]
+			matvec(sc, b.data, sp.x, m.dim)
+			// bar is the worst kept score once k are kept. A score equal to it loses the
+			// tie: every entry kept by this part comes earlier in catalog order (rows are
+			// visited in order), so only a higher score can enter — one comparison per row.
+			full, bar := top.full(), float32(0)
+			if full {
+				bar = top.worst().score
 			}
-			if sp.cosine {
-				if d := sp.xnorm * b.norms[r]; d > 0 {
-					s /= d
-				} else {
-					s = 0
-				}
-			}
-			e := entry{score: s, pos: base + int32(r)}
-			if p.top.full() && !better(e, p.top.worst()) {
-				continue
-			}
-			if e.pos == sp.self {
-				continue
-			}
-			if sp.skip != nil {
-				if _, skip := sp.skip[e.pos]; skip {
+			for r, s := range sc {
+				if sp.onlyHas && !b.has[r] {
 					continue
 				}
+				if sp.cosine {
+					if d := sp.xnorm * b.norms[r]; d > 0 {
+						s /= d
+					} else {
+						s = 0
+					}
+				}
+				if full && s <= bar {
+					continue
+				}
+				e := entry{score: s, pos: base + int32(r)}
+				if full && !better(e, top.worst()) { // NaN scores, a NaN bar
+					continue
+				}
+				if e.pos == sp.self {
+					continue
+				}
+				if sp.skip != nil {
+					if _, skip := sp.skip[e.pos]; skip {
+						continue
+					}
+				}
+				top.push(e)
+				if top.full() {
+					full, bar = true, top.worst().score
+				}
 			}
-			p.top.push(e)
 		}
 	}
 }
@@ -95,22 +127,22 @@ func (x *Index) work(ctx context.Context) {
 	}
 }
 
-// rank returns the best sp.k rows of sp.mat, best first. The result is valid until the job
-// is returned to the pool with x.jobs.Put.
-func (x *Index) rank(sp *spec) (*job, []entry) {
+// rankBatch ranks specs, which share one matrix, and calls emit with each spec's best
+// entries, best first (the slice is reused after emit returns).
+func (x *Index) rankBatch(specs []*spec, emit func(i int, top []entry)) {
 	j, _ := x.jobs.Get().(*job)
 	if j == nil {
 		j = &job{}
 	}
-	nb := (sp.mat.n + blockRows - 1) / blockRows
+	mat := specs[0].mat
+	nb := (mat.n + blockRows - 1) / blockRows
 	np := max(1, min(x.opts.Workers, nb))
-	if cap(j.parts) < np {
-		j.parts = make([]part, np)
+	for len(j.parts) < np {
+		j.parts = append(j.parts, part{})
 	}
-	j.parts = j.parts[:np]
-	for i := range j.parts {
+	for i := range np {
 		p := &j.parts[i]
-		p.sp, p.lo, p.hi, p.wg = sp, i*nb/np, (i+1)*nb/np, &j.wg
+		p.specs, p.lo, p.hi, p.wg = specs, i*nb/np, (i+1)*nb/np, &j.wg
 	}
 	for i := 1; i < np; i++ {
 		j.wg.Add(1)
@@ -123,14 +155,88 @@ func (x *Index) rank(sp *spec) (*job, []entry) {
 	}
 	j.parts[0].run()
 	j.wg.Wait()
-	j.top.reset(sp.k)
-	for i := range j.parts {
-		for _, e := range j.parts[i].top.h {
-			j.top.push(e)
+	for si, sp := range specs {
+		j.top.reset(sp.k)
+		for i := range np {
+			for _, e := range j.parts[i].tops[si].h {
+				j.top.push(e)
+			}
 		}
-		j.parts[i].sp = nil
+		emit(si, j.top.sorted())
 	}
-	return j, j.top.sorted()
+	for i := range np {
+		j.parts[i].specs = nil
+	}
+	x.jobs.Put(j)
+}
+
+// ticket is one ranking waiting for a batch.
+type ticket struct {
+	sp   *spec
+	res  []entry
+	wake chan []*ticket // nil: res is ready; a batch: lead it
+}
+
+// batches tracks the batches running per matrix and the rankings queued behind them.
+type batches struct {
+	mu    sync.Mutex
+	busy  map[*matrix]bool
+	queue map[*matrix][]*ticket
+}
+
+// rank returns the best sp.k rows of sp.mat, best first, batched with concurrent rankings
+// of the same matrix.
+func (x *Index) rank(sp *spec) []entry {
+	t := &ticket{sp: sp}
+	b := &x.batches
+	b.mu.Lock()
+	if b.busy == nil {
+		b.busy, b.queue = make(map[*matrix]bool), make(map[*matrix][]*ticket)
+	}
+	if b.busy[sp.mat] {
+		t.wake = make(chan []*ticket, 1)
+		b.queue[sp.mat] = append(b.queue[sp.mat], t)
+		b.mu.Unlock()
+		batch := <-t.wake
+		if batch == nil {
+			return t.res
+		}
+		return x.lead(t, batch)
+	}
+	b.busy[sp.mat] = true
+	b.mu.Unlock()
+	return x.lead(t, []*ticket{t})
+}
+
+// lead runs batch (self among it), hands the results out, and hands the next batch, if any
+// queued meanwhile, to its first ticket.
+func (x *Index) lead(self *ticket, batch []*ticket) []entry {
+	specs := make([]*spec, len(batch))
+	for i, t := range batch {
+		specs[i] = t.sp
+	}
+	x.rankBatch(specs, func(i int, top []entry) { batch[i].res = slices.Clone(top) })
+	for _, t := range batch {
+		if t != self {
+			t.wake <- nil
+		}
+	}
+	mat := self.sp.mat
+	b := &x.batches
+	b.mu.Lock()
+	q := b.queue[mat]
+	if len(q) == 0 {
+		delete(b.busy, mat)
+		delete(b.queue, mat)
+		b.mu.Unlock()
+		return self.res
+	}
+	n := min(len(q), maxBatch)
+	next := q[:n:n]
+	b.queue[mat] = slices.Clone(q[n:])
+	b.mu.Unlock()
+	next[0].wake <- next
+	return self.res
 }
 
 // Recommend returns the user's best k items for model, best first (fewer when fewer
@@ -166,11 +272,7 @@ func (x *Index) Recommend(ctx context.Context, model, user string, k int, o RecO
 	if o.Candidates != nil {
 		return x.rankCandidates(s, mat, uv, o.Candidates, skip, k)
 	}
-	sp := &spec{mat: mat, x: uv, self: -1, skip: skip, k: k}
-	j, top := x.rank(sp)
-	out := x.scored(s, top)
-	x.jobs.Put(j)
-	return out, nil
+	return x.scored(s, x.rank(&spec{mat: mat, x: uv, self: -1, skip: skip, k: k})), nil
 }
 
 // rankCandidates ranks the given items only, on the caller's goroutine.
@@ -280,10 +382,5 @@ func (x *Index) Similar(ctx context.Context, model, item string, k int, by strin
 	}
 	xv := slices.Clone(mat.row(int(p)))
 	sp := &spec{mat: mat, x: xv, cosine: true, xnorm: mat.rowNorm(int(p)), onlyHas: by == ByImage, self: p, k: k}
-	j, top := x.rank(sp)
-	out := x.scored(s, top)
-	x.jobs.Put(j)
-	return out, nil
+	return x.scored(s, x.rank(sp)), nil
 }
-
-var _ = math.Inf
