@@ -18,3 +18,14 @@ func dot4AVX(a *float32, stride int, x *float32, n int, dst *float32)
 //
 //go:noescape
 func dotAVX(a, x *float32, n int) float32
+
+// matvecTAVX scores the 64 rows of a column-major block starting at a (stride bytes between
+// elements k and k+1 of a row) against x, into dst[0..63].
+//
+//go:noescape
+func matvecTAVX(a *float32, x *float32, dim int, dst *float32, stride int)
+
+// dotStridedAVX is one column-major row's score, summed as matvecTAVX sums it.
+//
+//go:noescape
+func dotStridedAVX(a *float32, stride int, x *float32, n int) float32

@@ -138,3 +138,75 @@ done1:
 	VMOVSS X0, ret+24(FP)
 	VZEROUPPER
 	RET
+
+// func matvecTAVX(a *float32, x *float32, dim int, dst *float32, stride int)
+// For a block stored column-major (element k of row r at a + k·stride + 4r bytes), writes
+// dst[r] = Σ_k x[k]·row_r[k] for the 64 rows r = 0..63: each lane is one row, summed by one
+// FMA per k in order k = 0, 1, ..., dim-1 (dotStridedAVX's order), with no horizontal
+// reduction; eight accumulators keep both FMA ports busy.
+TEXT ·matvecTAVX(SB), NOSPLIT, $0-40
+	MOVQ   a+0(FP), AX
+	MOVQ   x+8(FP), SI
+	MOVQ   dim+16(FP), CX
+	MOVQ   dst+24(FP), DI
+	MOVQ   stride+32(FP), BX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	TESTQ  CX, CX
+	JZ     storeT
+
+loopT:
+	VBROADCASTSS (SI), Y8
+	VFMADD231PS  (AX), Y8, Y0
+	VFMADD231PS  32(AX), Y8, Y1
+	VFMADD231PS  64(AX), Y8, Y2
+	VFMADD231PS  96(AX), Y8, Y3
+	VFMADD231PS  128(AX), Y8, Y4
+	VFMADD231PS  160(AX), Y8, Y5
+	VFMADD231PS  192(AX), Y8, Y6
+	VFMADD231PS  224(AX), Y8, Y7
+	ADDQ         BX, AX
+	ADDQ         $4, SI
+	DECQ         CX
+	JNZ          loopT
+
+storeT:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	VMOVUPS Y4, 128(DI)
+	VMOVUPS Y5, 160(DI)
+	VMOVUPS Y6, 192(DI)
+	VMOVUPS Y7, 224(DI)
+	VZEROUPPER
+	RET
+
+// func dotStridedAVX(a *float32, stride int, x *float32, n int) float32
+// Σ_k a[k·stride bytes]·x[k], one FMA per k in order: a column-major row as matvecTAVX sums it.
+TEXT ·dotStridedAVX(SB), NOSPLIT, $0-36
+	MOVQ   a+0(FP), AX
+	MOVQ   stride+8(FP), BX
+	MOVQ   x+16(FP), SI
+	MOVQ   n+24(FP), CX
+	VXORPS X0, X0, X0
+	TESTQ  CX, CX
+	JZ     doneS
+
+loopS:
+	VMOVSS      (SI), X8
+	VFMADD231SS (AX), X8, X0
+	ADDQ        BX, AX
+	ADDQ        $4, SI
+	DECQ        CX
+	JNZ         loopS
+
+doneS:
+	VMOVSS X0, ret+32(FP)
+	RET

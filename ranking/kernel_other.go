@@ -9,3 +9,7 @@ func setAVX(on bool) {}
 func dot4AVX(a *float32, stride int, x *float32, n int, dst *float32) { panic("no AVX") }
 
 func dotAVX(a, x *float32, n int) float32 { panic("no AVX") }
+
+func matvecTAVX(a *float32, x *float32, dim int, dst *float32, stride int) { panic("no AVX") }
+
+func dotStridedAVX(a *float32, stride int, x *float32, n int) float32 { panic("no AVX") }

@@ -116,3 +116,70 @@ func BenchmarkMatvecBlockAVX2(b *testing.B) {
 		matvec(y, a, x, 65)
 	}
 }
+
+// TestMatrixLayouts builds row- and column-major matrices through the builder and checks
+// scoreBlock against m.dot (bit for bit), a float64 reference, and row against what was set,
+// with both kernels.
+func TestMatrixLayouts(t *testing.T) {
+	saved := useAVX
+	defer func() { setAVX(saved) }()
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, avx := range []bool{false, true} {
+		if avx && !saved {
+			continue
+		}
+		setAVX(avx)
+		for _, colMajor := range []bool{false, true} {
+			for _, dim := range []int{1, 5, 9, 65, 66} {
+				const n = 1500 // a full block and a partial one
+				b := newBuilder(&matrix{dim: dim, colMajor: colMajor})
+				b.grow(n)
+				rows := make([][]float32, n)
+				for i := range rows {
+					rows[i] = randVec(rng, dim)
+					b.set(i, rows[i])
+				}
+				m := b.done()
+				x := randVec(rng, dim)
+				sc := make([]float32, blockRows)
+				for bi := range m.blocks {
+					m.scoreBlock(sc, bi, x)
+					for r := range min(blockRows, n-bi*blockRows) {
+						i := bi*blockRows + r
+						if d := m.dot(i, x); d != sc[r] {
+							t.Fatalf("avx %v colMajor %v dim %d row %d: scoreBlock %v, dot %v", avx, colMajor, dim, i, sc[r], d)
+						}
+						var ref float64
+						for k := range dim {
+							ref += float64(rows[i][k]) * float64(x[k])
+						}
+						if math.Abs(ref-float64(sc[r])) > 1e-4 {
+							t.Fatalf("avx %v colMajor %v dim %d row %d: %v, want %v", avx, colMajor, dim, i, sc[r], ref)
+						}
+					}
+				}
+				for _, i := range []int{0, 1023, 1024, n - 1} {
+					got := m.row(make([]float32, dim), i)
+					for k := range dim {
+						if got[k] != rows[i][k] {
+							t.Fatalf("colMajor %v: row %d = %v, want %v", colMajor, i, got, rows[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkMatvecBlockAVX2ColMajor is the kernel of the item matrices (matvecTAVX).
+func BenchmarkMatvecBlockAVX2ColMajor(b *testing.B) {
+	if !useAVX {
+		b.Skip("no AVX2+FMA")
+	}
+	a, x, y := benchBlock()
+	m := &matrix{dim: 65, n: blockRows, colMajor: true, blocks: []*block{{data: a}}}
+	b.SetBytes(int64(len(a) * 4))
+	for b.Loop() {
+		m.scoreBlock(y, 0, x)
+	}
+}

@@ -331,7 +331,7 @@ func (x *Index) ItemVectors(model string, ids []string) (vecs [][]float32, posit
 			return nil, nil, fmt.Errorf("%w %q", ErrUnknownItem, id)
 		}
 		vecs[i] = buf[i*mat.dim : (i+1)*mat.dim : (i+1)*mat.dim]
-		copy(vecs[i], mat.row(int(p)))
+		copy(vecs[i], mat.row(vecs[i], int(p)))
 		positions[i] = int(p)
 	}
 	return vecs, positions, nil

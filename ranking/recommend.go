@@ -71,7 +71,7 @@ func (p *part) run() {
 		base := int32(bi * blockRows)
 		for i, sp := range p.specs {
 			top := &p.tops[i]
-			matvec(sc, b.data, sp.x, m.dim)
+			m.scoreBlock(p.scores[:blockRows], bi, sp.x)
 			// bar is the worst kept score once k are kept. A score equal to it loses the
 			// tie: every entry kept by this part comes earlier in catalog order (rows are
 			// visited in order), so only a higher score can enter — one comparison per row.
@@ -292,7 +292,7 @@ func (x *Index) rankCandidates(s *snapshot, mat *matrix, uv []float32, ids []str
 		if _, sk := skip[p]; sk {
 			continue
 		}
-		t.push(entry{score: dot(mat.row(int(p)), uv), pos: p})
+		t.push(entry{score: mat.dot(int(p), uv), pos: p})
 	}
 	return x.scored(s, t.sorted()), nil
 }
@@ -327,7 +327,7 @@ func (x *Index) Scores(ctx context.Context, model, user string, items []string) 
 	mat := s.models[mi].items
 	out := make([]float32, len(items))
 	for i, p := range pos {
-		out[i] = dot(mat.row(int(p)), uv)
+		out[i] = mat.dot(int(p), uv)
 	}
 	return out, nil
 }
@@ -380,7 +380,7 @@ func (x *Index) Similar(ctx context.Context, model, item string, k int, by strin
 	if mat.n == 0 {
 		return []Scored{}, nil
 	}
-	xv := slices.Clone(mat.row(int(p)))
+	xv := slices.Clone(mat.row(make([]float32, mat.dim), int(p)))
 	sp := &spec{mat: mat, x: xv, cosine: true, xnorm: mat.rowNorm(int(p)), onlyHas: by == ByImage, self: p, k: k}
 	return x.scored(s, x.rank(sp)), nil
 }

@@ -113,7 +113,7 @@ func (s *syncer) load(ctx context.Context) error {
 		if err := s.appendRaw(mi, ids, rows); err != nil {
 			return err
 		}
-		b := newBuilder(&matrix{dim: m.ServeDim()})
+		b := newBuilder(&matrix{dim: m.ServeDim(), colMajor: true})
 		b.grow(len(ids))
 		sv := &served{global: g}
 		s.recompute(mi, b, sv.global, snap.emb, 0, len(ids))
@@ -188,7 +188,7 @@ func (s *syncer) vector(m interface {
 }, dst, row, global []float32, emb *matrix, i int) {
 	var f []float32
 	if emb.n > i && emb.has(i) {
-		f = emb.row(i)
+		f = emb.row(nil, i)
 	}
 	clear(dst)
 	m.ItemVector(dst, row, global, f)
@@ -320,7 +320,7 @@ func (s *syncer) poll(ctx context.Context) error {
 			sv.global = s.pending[mi]
 			s.hasPending[mi], s.pending[mi] = false, nil
 			s.lastGlobal[mi] = now
-			b := newBuilder(&matrix{dim: m.ServeDim()})
+			b := newBuilder(&matrix{dim: m.ServeDim(), colMajor: true})
 			b.grow(n)
 			s.recompute(mi, b, sv.global, snap.emb, 0, n)
 			sv.items = b.done()
