@@ -3,6 +3,9 @@ package models
 import (
 	"fmt"
 	"math"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
 )
 
 // The shared part of the online visual models (VBPR, VMF, DeepStyle): a projection matrix W
@@ -12,8 +15,10 @@ import (
 // Staleness: none. Each step reads the current W, projects the feature difference of its
 // two items (or one item's features) through it and updates W at once, so the online step is
 // exact per-event SGD and replaying a partition gives the same parameters whatever the flush
-// cadence or restarts. The price is two passes over W per step (cost 2·rows·F; see
-// BenchmarkOnlineVBPRStep). W is a shared row: the updater merges its changes into the store
+// cadence or restarts. The price is four passes over W per step, run by gonum's BLAS (its
+// amd64 assembly for dot products and axpy): the norm check of the overflow policy, the
+// projection W·d (Sgemv), the weight decay and the rank-one gradient update (Sger); about
+// 20 µs at rows=21, F=1280 (see BenchmarkOnlineVBPRStep and docs/benchmarks.md). W is a shared row: the updater merges its changes into the store
 // as float64 deltas at each flush like every item row, so with several updaters one
 // updater's view of the others' changes to W is at most one flush old.
 //
@@ -28,11 +33,16 @@ type visualKernel struct {
 	scale   float64
 	d       []float32 // scale·(f_i − f_j), or scale·f_i
 	proj    []float64 // W·d, one value per row
+	proj32  []float32 // Sgemv's output
+	coef    []float32 // per-row coefficients of the rank-one update
 }
 
 func newVisualKernel(rows, f int, scale float32) visualKernel {
-	return visualKernel{rows: rows, f: f, scale: float64(scale), d: make([]float32, f), proj: make([]float64, rows)}
+	return visualKernel{rows: rows, f: f, scale: float64(scale), d: make([]float32, f), proj: make([]float64, rows),
+		proj32: make([]float32, rows), coef: make([]float32, rows)}
 }
+
+func vec(v []float32) blas32.Vector { return blas32.Vector{N: len(v), Inc: 1, Data: v} }
 
 // checkVisual reports visual options that a model would refuse.
 func checkVisual(model string, visualFactors, featureDim int, scale, regVisual float32) error {
@@ -83,19 +93,20 @@ func (v *visualKernel) diff(fi, fj []float32) bool {
 }
 
 // project sets proj[r] = W_r·d and returns whether the float32 update of W is safe: the
-// summed squares of W and d stay below normLimit. It falls back to float64 dot products
-// when they do not.
+// summed squares of W and of d stay below normLimit (an overflow makes a sum +Inf, which
+// fails the test too). Then no product or sum of the projection or the update can
+// overflow. It falls back to float64 dot products when they do not.
 func (v *visualKernel) project(w []float32) (fast bool) {
-	f := v.f
-	var n2 float32
-	for r := 0; r < v.rows; r++ {
-		s, n := dotNorm(w[r*f:(r+1)*f], v.d)
-		v.proj[r] = float64(s)
-		n2 += n
-	}
-	if n2 < normLimit {
+	w = w[:v.rows*v.f]
+	if blas32.Dot(vec(w), vec(w)) < normLimit && blas32.Dot(vec(v.d), vec(v.d)) < normLimit {
+		a := blas32.General{Rows: v.rows, Cols: v.f, Stride: v.f, Data: w}
+		blas32.Gemv(blas.NoTrans, 1, a, vec(v.d), 0, vec(v.proj32))
+		for r, p := range v.proj32 {
+			v.proj[r] = float64(p)
+		}
 		return true
 	}
+	f := v.f
 	for r := 0; r < v.rows; r++ {
 		v.proj[r] = dot64(w[r*f:(r+1)*f], v.d)
 	}
@@ -104,12 +115,14 @@ func (v *visualKernel) project(w []float32) (fast bool) {
 
 // update applies W_r ← a·W_r + coef(r)·d to every row, where coef(r) = c·u[r] for r <
 // len(u) and c for the rows beyond (VBPR's β' row, whose user coefficient is the constant 1).
-// With hasD false (d all zeros) only the decay a applies. fast selects the float32 kernel;
-// the float64 one clamps what it writes to ±paramLimit.
+// With hasD false (d all zeros) only the decay a applies. fast (from project; true without
+// d) selects float32 BLAS: the decay as W += (a−1)·W (Saxpy), then the rank-one update
+// W += coef·dᵀ (Sger); it needs |a| ≤ 1 and every |coef| ≤ coefLimit, so that nothing can
+// overflow. Otherwise the float64 loop runs and clamps what it writes to ±paramLimit.
 func (v *visualKernel) update(w []float32, a, c float64, u []float32, hasD, fast bool) {
 	f := v.f
-	for r := 0; r < v.rows; r++ {
-		row := w[r*f : (r+1)*f]
+	w = w[:v.rows*f]
+	for r := range v.coef {
 		b := c
 		if r < len(u) {
 			b = c * float64(u[r])
@@ -117,30 +130,29 @@ func (v *visualKernel) update(w []float32, a, c float64, u []float32, hasD, fast
 		if !hasD {
 			b = 0
 		}
-		if fast && math.Abs(a) <= coefLimit && math.Abs(b) <= coefLimit {
-			if b == 0 && a == 1 {
-				continue
-			}
-			axpby(row, v.d, float32(a), ftz(b))
-		} else {
-			axpbySafe(row, v.d, a, b)
+		if !(math.Abs(b) <= coefLimit) {
+			fast = false
 		}
+		v.coef[r] = ftz(b)
 	}
-}
-
-// axpby sets w ← a·w + b·d (len(d) >= len(w)).
-func axpby(w, d []float32, a, b float32) {
-	n := len(w)
-	d = d[:n]
-	k := 0
-	for ; k <= n-4; k += 4 {
-		w[k] = a*w[k] + b*d[k]
-		w[k+1] = a*w[k+1] + b*d[k+1]
-		w[k+2] = a*w[k+2] + b*d[k+2]
-		w[k+3] = a*w[k+3] + b*d[k+3]
+	if fast && math.Abs(a) <= 1 {
+		if a != 1 {
+			blas32.Axpy(float32(a-1), vec(w), vec(w))
+		}
+		if hasD {
+			blas32.Ger(1, vec(v.coef), vec(v.d), blas32.General{Rows: v.rows, Cols: f, Stride: f, Data: w})
+		}
+		return
 	}
-	for ; k < n; k++ {
-		w[k] = a*w[k] + b*d[k]
+	for r := 0; r < v.rows; r++ {
+		b := c
+		if r < len(u) {
+			b = c * float64(u[r])
+		}
+		if !hasD {
+			b = 0
+		}
+		axpbySafe(w[r*f:(r+1)*f], v.d, a, b)
 	}
 }
 
