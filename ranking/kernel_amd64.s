@@ -210,3 +210,50 @@ loopS:
 doneS:
 	VMOVSS X0, ret+32(FP)
 	RET
+
+// func matvecTAVX512(a *float32, x *float32, dim int, dst *float32, stride int)
+// matvecTAVX with 16-lane registers: 128 rows per pass, the same per-lane FMA order, so the
+// same results bit for bit.
+TEXT ·matvecTAVX512(SB), NOSPLIT, $0-40
+	MOVQ    a+0(FP), AX
+	MOVQ    x+8(FP), SI
+	MOVQ    dim+16(FP), CX
+	MOVQ    dst+24(FP), DI
+	MOVQ    stride+32(FP), BX
+	VPXORD  Z0, Z0, Z0
+	VPXORD  Z1, Z1, Z1
+	VPXORD  Z2, Z2, Z2
+	VPXORD  Z3, Z3, Z3
+	VPXORD  Z4, Z4, Z4
+	VPXORD  Z5, Z5, Z5
+	VPXORD  Z6, Z6, Z6
+	VPXORD  Z7, Z7, Z7
+	TESTQ   CX, CX
+	JZ      storeZ
+
+loopZ:
+	VBROADCASTSS (SI), Z8
+	VFMADD231PS  (AX), Z8, Z0
+	VFMADD231PS  64(AX), Z8, Z1
+	VFMADD231PS  128(AX), Z8, Z2
+	VFMADD231PS  192(AX), Z8, Z3
+	VFMADD231PS  256(AX), Z8, Z4
+	VFMADD231PS  320(AX), Z8, Z5
+	VFMADD231PS  384(AX), Z8, Z6
+	VFMADD231PS  448(AX), Z8, Z7
+	ADDQ         BX, AX
+	ADDQ         $4, SI
+	DECQ         CX
+	JNZ          loopZ
+
+storeZ:
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VMOVUPS Z4, 256(DI)
+	VMOVUPS Z5, 320(DI)
+	VMOVUPS Z6, 384(DI)
+	VMOVUPS Z7, 448(DI)
+	VZEROUPPER
+	RET

@@ -2,9 +2,11 @@
 
 package ranking
 
-var useAVX = false
+var useAVX, useAVX512 = false, false
 
-func setAVX(on bool) {}
+func kernelModes() []int { return []int{0} }
+
+func setKernels(mode int) int { return 0 }
 
 func dot4AVX(a *float32, stride int, x *float32, n int, dst *float32) { panic("no AVX") }
 
@@ -13,3 +15,5 @@ func dotAVX(a, x *float32, n int) float32 { panic("no AVX") }
 func matvecTAVX(a *float32, x *float32, dim int, dst *float32, stride int) { panic("no AVX") }
 
 func dotStridedAVX(a *float32, stride int, x *float32, n int) float32 { panic("no AVX") }
+
+func matvecTAVX512(a *float32, x *float32, dim int, dst *float32, stride int) { panic("no AVX") }

@@ -16,16 +16,12 @@ func randVec(rng *rand.Rand, n int) []float32 {
 	return v
 }
 
-// TestMatvecMatchesDot runs both kernels (AVX2 where the CPU has it, and gonum's).
+// TestMatvecMatchesDot runs every kernel set the CPU has (AVX2, AVX-512, gonum's).
 func TestMatvecMatchesDot(t *testing.T) {
-	saved := useAVX
-	defer func() { setAVX(saved) }()
-	for _, avx := range []bool{false, true} {
-		if avx && !saved {
-			t.Log("no AVX2+FMA on this CPU: only the gonum kernel is tested")
-			continue
-		}
-		setAVX(avx)
+	saved := setKernels(0)
+	defer setKernels(saved)
+	for _, mode := range kernelModes() {
+		setKernels(mode)
 		testMatvec(t)
 	}
 }
@@ -121,14 +117,11 @@ func BenchmarkMatvecBlockAVX2(b *testing.B) {
 // scoreBlock against m.dot (bit for bit), a float64 reference, and row against what was set,
 // with both kernels.
 func TestMatrixLayouts(t *testing.T) {
-	saved := useAVX
-	defer func() { setAVX(saved) }()
+	saved := setKernels(0)
+	defer setKernels(saved)
 	rng := rand.New(rand.NewPCG(4, 4))
-	for _, avx := range []bool{false, true} {
-		if avx && !saved {
-			continue
-		}
-		setAVX(avx)
+	for _, avx := range kernelModes() {
+		setKernels(avx)
 		for _, colMajor := range []bool{false, true} {
 			for _, dim := range []int{1, 5, 9, 65, 66} {
 				const n = 1500 // a full block and a partial one
@@ -147,14 +140,14 @@ func TestMatrixLayouts(t *testing.T) {
 					for r := range min(blockRows, n-bi*blockRows) {
 						i := bi*blockRows + r
 						if d := m.dot(i, x); d != sc[r] {
-							t.Fatalf("avx %v colMajor %v dim %d row %d: scoreBlock %v, dot %v", avx, colMajor, dim, i, sc[r], d)
+							t.Fatalf("kernels %v colMajor %v dim %d row %d: scoreBlock %v, dot %v", avx, colMajor, dim, i, sc[r], d)
 						}
 						var ref float64
 						for k := range dim {
 							ref += float64(rows[i][k]) * float64(x[k])
 						}
 						if math.Abs(ref-float64(sc[r])) > 1e-4 {
-							t.Fatalf("avx %v colMajor %v dim %d row %d: %v, want %v", avx, colMajor, dim, i, sc[r], ref)
+							t.Fatalf("kernels %v colMajor %v dim %d row %d: %v, want %v", avx, colMajor, dim, i, sc[r], ref)
 						}
 					}
 				}
@@ -171,11 +164,25 @@ func TestMatrixLayouts(t *testing.T) {
 	}
 }
 
-// BenchmarkMatvecBlockAVX2ColMajor is the kernel of the item matrices (matvecTAVX).
+// BenchmarkMatvecBlockAVX2ColMajor is matvecTAVX, BenchmarkMatvecBlockAVX512ColMajor
+// matvecTAVX512: the kernels of the item matrices.
 func BenchmarkMatvecBlockAVX2ColMajor(b *testing.B) {
 	if !useAVX {
 		b.Skip("no AVX2+FMA")
 	}
+	saved := setKernels(1)
+	defer setKernels(saved)
+	benchColMajor(b)
+}
+
+func BenchmarkMatvecBlockAVX512ColMajor(b *testing.B) {
+	if !useAVX512 {
+		b.Skip("no AVX-512")
+	}
+	benchColMajor(b)
+}
+
+func benchColMajor(b *testing.B) {
 	a, x, y := benchBlock()
 	m := &matrix{dim: 65, n: blockRows, colMajor: true, blocks: []*block{{data: a}}}
 	b.SetBytes(int64(len(a) * 4))
