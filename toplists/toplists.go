@@ -36,6 +36,7 @@
 package toplists
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -272,31 +274,106 @@ func (m *Materializer) step(ctx context.Context) error {
 			return err
 		}
 	}
-	// Due refreshes, oldest due first across models, while the budget lasts.
+	// Due refreshes, oldest due first across models, while the budget lasts; up to
+	// refreshParallel at a time, so that the index batches their rankings.
 	var writes []*pendingWrite
-	for m.tokens >= 1 {
-		var best *modelLists
-		for _, ml := range m.ms {
-			if len(ml.queue) > 0 && !ml.queue[0].due.After(now) && (best == nil || ml.queue[0].due.Before(best.queue[0].due)) {
-				best = ml
+	var firstErr error
+	for m.tokens >= 1 && firstErr == nil {
+		var round []refreshJob
+		for len(round) < refreshParallel && float64(len(round)) <= m.tokens-1 {
+			var best *modelLists
+			for _, ml := range m.ms {
+				if len(ml.queue) > 0 && !ml.queue[0].due.After(now) && (best == nil || ml.queue[0].due.Before(best.queue[0].due)) {
+					best = ml
+				}
 			}
+			if best == nil {
+				break
+			}
+			round = append(round, refreshJob{ml: best, q: best.pop()})
 		}
-		if best == nil {
+		if len(round) == 0 {
 			break
 		}
-		q := best.pop()
-		w, err := m.refresh(ctx, best, q)
-		if err != nil {
-			best.schedule(q.user, q.since, now.Add(m.opts.PollInterval)) // retry later
-			return err
+		var wg sync.WaitGroup
+		for i := range round {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m.compute(ctx, &round[i])
+			}()
 		}
-		m.tokens--
-		if w != nil {
-			writes = append(writes, w)
+		wg.Wait()
+		for i := range round {
+			j := &round[i]
+			if j.err != nil {
+				j.ml.schedule(j.q.user, j.q.since, now.Add(m.opts.PollInterval)) // retry later
+				firstErr = cmp.Or(firstErr, j.err)
+				continue
+			}
+			m.tokens--
+			if w := m.apply(j); w != nil {
+				writes = append(writes, w)
+			}
 		}
 	}
 	m.met.queued.Set(float64(m.snapshotStats().Queued))
-	return m.write(ctx, writes)
+	return cmp.Or(m.write(ctx, writes), firstErr)
+}
+
+// refreshParallel is how many full refreshes run at once.
+const refreshParallel = 8
+
+// refreshJob is one full refresh: computed on its own goroutine, applied on Run's.
+type refreshJob struct {
+	ml      *modelLists
+	q       queued
+	uv      []float32
+	list    []entry
+	unknown bool // the user has no row
+	err     error
+}
+
+// compute ranks every item for the job's user; it touches no Materializer state.
+func (m *Materializer) compute(ctx context.Context, j *refreshJob) {
+	uv, err := m.index.UserVector(ctx, j.ml.name, j.q.user)
+	if errors.Is(err, ranking.ErrUnknownUser) {
+		j.unknown = true // no row (yet): nothing to list
+		return
+	}
+	if err != nil {
+		j.err = err
+		return
+	}
+	var exclude []string
+	if !m.opts.IncludeSeen {
+		if exclude, err = m.store.SetMembers(ctx, m.seen, j.q.user); err != nil {
+			j.err = err
+			return
+		}
+	}
+	top, err := m.index.RecommendVector(j.ml.name, uv, m.opts.K, exclude)
+	if err != nil {
+		j.err = err
+		return
+	}
+	j.uv, j.list = uv, make([]entry, len(top))
+	for i, s := range top {
+		info, _ := m.index.Item(s.Item)
+		j.list[i] = entry{item: s.Item, pos: int32(info.Position), score: s.Score}
+	}
+}
+
+// apply stores a computed refresh and returns its write (nil for a user without a row).
+func (m *Materializer) apply(j *refreshJob) *pendingWrite {
+	if j.unknown {
+		return nil
+	}
+	slot := j.ml.set(j.q.user, j.uv, j.list)
+	j.ml.lastRefresh[slot] = time.Now()
+	m.st.Refreshes++
+	m.met.refreshes.WithLabelValues(j.ml.name).Inc()
+	return &pendingWrite{model: j.ml.name, user: j.q.user, list: j.list, since: j.q.since}
 }
 
 // write flushes ws; on failure the users are queued for a full refresh, so that no list
@@ -317,37 +394,6 @@ func (m *Materializer) write(ctx context.Context, ws []*pendingWrite) error {
 		}
 	}
 	return err
-}
-
-// refresh recomputes user's list in full and returns its write.
-func (m *Materializer) refresh(ctx context.Context, ml *modelLists, q queued) (*pendingWrite, error) {
-	uv, err := m.index.UserVector(ctx, ml.name, q.user)
-	if errors.Is(err, ranking.ErrUnknownUser) {
-		return nil, nil // no row (yet): nothing to list
-	}
-	if err != nil {
-		return nil, err
-	}
-	var exclude []string
-	if !m.opts.IncludeSeen {
-		if exclude, err = m.store.SetMembers(ctx, m.seen, q.user); err != nil {
-			return nil, err
-		}
-	}
-	top, err := m.index.RecommendVector(ml.name, uv, m.opts.K, exclude)
-	if err != nil {
-		return nil, err
-	}
-	list := make([]entry, len(top))
-	for i, s := range top {
-		info, _ := m.index.Item(s.Item)
-		list[i] = entry{item: s.Item, pos: int32(info.Position), score: s.Score}
-	}
-	slot := ml.set(q.user, uv, list)
-	ml.lastRefresh[slot] = time.Now()
-	m.st.Refreshes++
-	m.met.refreshes.WithLabelValues(ml.name).Inc()
-	return &pendingWrite{model: ml.name, user: q.user, list: list, since: q.since}, nil
 }
 
 // items scores the items whose vectors changed against every listed user.
