@@ -82,6 +82,49 @@ func (m *matrix) scoreBlock(dst []float32, bi int, x []float32) {
 	}
 }
 
+// scoreBlockMulti is scoreBlock for several vectors: dst[i] gets the scores against xs[i].
+// A column-major block is walked in chunks of 128 rows (33 KB at 65 floats, which fits in
+// L1) and each chunk is scored against every vector before the next, so the batch reads the
+// block from L2/L3 once.
+func (m *matrix) scoreBlockMulti(dst [][]float32, bi int, xs [][]float32) {
+	if !m.colMajor || !useAVX || m.dim == 0 || len(xs) == 1 {
+		for i, x := range xs {
+			m.scoreBlock(dst[i], bi, x)
+		}
+		return
+	}
+	a := m.blocks[bi].data
+	_ = a[m.dim*blockRows-1]
+	for i, x := range xs {
+		_ = x[m.dim-1]
+		_ = dst[i][blockRows-1]
+	}
+	for r := 0; r < blockRows; r += 128 {
+		for i, x := range xs {
+			if useAVX512 {
+				matvecTAVX512(&a[r], &x[0], m.dim, &dst[i][r], blockRows*4)
+			} else {
+				matvecTAVX(&a[r], &x[0], m.dim, &dst[i][r], blockRows*4)
+				matvecTAVX(&a[r+64], &x[0], m.dim, &dst[i][r+64], blockRows*4)
+			}
+		}
+	}
+}
+
+// firstAbove returns the first index i of s with !(s[i] <= bar) — a score above bar, or NaN
+// — or len(s): the scan that skips the rows that cannot enter a full top-k heap.
+func firstAbove(s []float32, bar float32) int {
+	if useAVX && len(s) > 0 {
+		return firstAboveAVX(&s[0], len(s), bar)
+	}
+	for i, x := range s {
+		if !(x <= bar) {
+			return i
+		}
+	}
+	return len(s)
+}
+
 // dot returns row i's score against x, summed exactly as scoreBlock sums it.
 func (m *matrix) dot(i int, x []float32) float32 {
 	b := m.blocks[i/blockRows]

@@ -62,3 +62,8 @@ var useAVX512 = useAVX && hasAVX512
 //
 //go:noescape
 func matvecTAVX512(a *float32, x *float32, dim int, dst *float32, stride int)
+
+// firstAboveAVX returns the first i < n with !(s[i] <= bar), or n.
+//
+//go:noescape
+func firstAboveAVX(s *float32, n int, bar float32) int

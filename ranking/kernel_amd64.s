@@ -257,3 +257,50 @@ storeZ:
 	VMOVUPS Z7, 448(DI)
 	VZEROUPPER
 	RET
+
+// func firstAboveAVX(s *float32, n int, bar float32) int
+// The first i < n with !(s[i] <= bar) (above bar, or NaN), or n: eight comparisons at a time.
+TEXT ·firstAboveAVX(SB), NOSPLIT, $0-32
+	MOVQ         s+0(FP), AX
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS bar+16(FP), Y1
+	XORQ         DX, DX
+
+loopF:
+	LEAQ      8(DX), R8
+	CMPQ      R8, CX
+	JGT       tailF
+	VMOVUPS   (AX)(DX*4), Y0
+	VCMPPS    $6, Y1, Y0, Y2
+	VMOVMSKPS Y2, BX
+	TESTL     BX, BX
+	JNZ       foundF
+	MOVQ      R8, DX
+	JMP       loopF
+
+foundF:
+	BSFL  BX, BX
+	ADDQ  BX, DX
+	MOVQ  DX, ret+24(FP)
+	VZEROUPPER
+	RET
+
+tailF:
+	CMPQ    DX, CX
+	JGE     endF
+	VMOVSS  (AX)(DX*4), X0
+	VUCOMISS X1, X0
+	JA      doneF
+	JP      doneF
+	INCQ    DX
+	JMP     tailF
+
+doneF:
+	MOVQ  DX, ret+24(FP)
+	VZEROUPPER
+	RET
+
+endF:
+	MOVQ  CX, ret+24(FP)
+	VZEROUPPER
+	RET

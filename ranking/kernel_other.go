@@ -17,3 +17,5 @@ func matvecTAVX(a *float32, x *float32, dim int, dst *float32, stride int) { pan
 func dotStridedAVX(a *float32, stride int, x *float32, n int) float32 { panic("no AVX") }
 
 func matvecTAVX512(a *float32, x *float32, dim int, dst *float32, stride int) { panic("no AVX") }
+
+func firstAboveAVX(s *float32, n int, bar float32) int { panic("no AVX") }

@@ -151,6 +151,20 @@ func TestMatrixLayouts(t *testing.T) {
 						}
 					}
 				}
+				// scoreBlockMulti agrees with scoreBlock bit for bit, vector by vector.
+				xs := [][]float32{randVec(rng, dim), x, randVec(rng, dim)}
+				multi := [][]float32{make([]float32, blockRows), make([]float32, blockRows), make([]float32, blockRows)}
+				for bi := range m.blocks {
+					m.scoreBlockMulti(multi, bi, xs)
+					for v := range xs {
+						m.scoreBlock(sc, bi, xs[v])
+						for r := range min(blockRows, n-bi*blockRows) {
+							if multi[v][r] != sc[r] {
+								t.Fatalf("kernels %v colMajor %v dim %d: block %d row %d vector %d: multi %v, single %v", avx, colMajor, dim, bi, r, v, multi[v][r], sc[r])
+							}
+						}
+					}
+				}
 				for _, i := range []int{0, 1023, 1024, n - 1} {
 					got := m.row(make([]float32, dim), i)
 					for k := range dim {
@@ -188,5 +202,30 @@ func benchColMajor(b *testing.B) {
 	b.SetBytes(int64(len(a) * 4))
 	for b.Loop() {
 		m.scoreBlock(y, 0, x)
+	}
+}
+
+func TestFirstAbove(t *testing.T) {
+	saved := setKernels(0)
+	defer setKernels(saved)
+	nan := float32(math.NaN())
+	for _, mode := range kernelModes() {
+		setKernels(mode)
+		for n := range 40 {
+			for pos := 0; pos <= n; pos++ {
+				for _, v := range []float32{2, nan, float32(math.Inf(1))} {
+					s := make([]float32, n)
+					for i := range s {
+						s[i] = float32(i%3) * 0.5 // 0, 0.5, 1: never above the bar 1
+					}
+					if pos < n {
+						s[pos] = v
+					}
+					if got := firstAbove(s, 1); got != pos {
+						t.Fatalf("kernels %d n %d: %v above 1 at %d, got %d", mode, n, v, pos, got)
+					}
+				}
+			}
+		}
 	}
 }

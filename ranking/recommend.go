@@ -39,9 +39,10 @@ type spec struct {
 // part ranks blocks [lo, hi) of the matrix for every spec of a batch.
 type part struct {
 	specs  []*spec
-	lo, hi int // blocks
-	scores []float32
-	tops   []topK // one per spec
+	lo, hi int         // blocks
+	scores [][]float32 // one row of blockRows scores per spec
+	xs     [][]float32 // the specs' vectors
+	tops   []topK      // one per spec
 	wg     *sync.WaitGroup
 }
 
@@ -51,11 +52,15 @@ type job struct {
 	top   topK
 }
 
-// run scores the part's blocks against every spec, block by block, so that a block is
-// loaded once and scored from cache for the others.
+// run scores the part's blocks against every spec, block by block (and within a block
+// chunk by chunk, see scoreBlockMulti), so that the block is read once for the batch.
 func (p *part) run() {
-	if cap(p.scores) < blockRows {
-		p.scores = make([]float32, blockRows)
+	for len(p.scores) < len(p.specs) {
+		p.scores = append(p.scores, make([]float32, blockRows))
+	}
+	p.xs = p.xs[:0]
+	for _, sp := range p.specs {
+		p.xs = append(p.xs, sp.x)
 	}
 	for len(p.tops) < len(p.specs) {
 		p.tops = append(p.tops, topK{})
@@ -67,11 +72,11 @@ func (p *part) run() {
 	for bi := p.lo; bi < p.hi; bi++ {
 		b := m.blocks[bi]
 		rows := min(blockRows, m.n-bi*blockRows)
-		sc := p.scores[:rows]
 		base := int32(bi * blockRows)
+		m.scoreBlockMulti(p.scores[:len(p.specs)], bi, p.xs)
 		for i, sp := range p.specs {
 			top := &p.tops[i]
-			m.scoreBlock(p.scores[:blockRows], bi, sp.x)
+			sc := p.scores[i][:rows]
 			// bar is the worst kept score once k are kept. A score equal to it loses the
 			// tie: every entry kept by this part comes earlier in catalog order (rows are
 			// visited in order), so only a higher score can enter — one comparison per row.
@@ -79,7 +84,14 @@ func (p *part) run() {
 			if full {
 				bar = top.worst().score
 			}
-			for r, s := range sc {
+			plain := !sp.onlyHas && !sp.cosine
+			for r := 0; r < len(sc); r++ {
+				if full && plain {
+					if r += firstAbove(sc[r:], bar); r >= len(sc) {
+						break
+					}
+				}
+				s := sc[r]
 				if sp.onlyHas && !b.has[r] {
 					continue
 				}
