@@ -28,6 +28,13 @@
 // PopularRefresh (default 5 s). User rows are not mirrored: each request reads the user's
 // row from the store (one HMGET), so a user's update is visible to the next request.
 //
+// # Speed
+//
+// Item matrices are stored column-major within each block and scored by AVX2/AVX-512 FMA
+// kernels (kernel.go; gonum's BLAS where the CPU lacks them), the blocks split over Workers
+// goroutines; rankings that arrive while others run are batched so that each block is read
+// once per batch (recommend.go). Measured figures: docs/benchmarks.md.
+//
 // # Exactness
 //
 // A score is dot(UserVector(user, global), ItemVector(item, global, embedding)) in float32,
