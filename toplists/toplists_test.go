@@ -300,3 +300,34 @@ func TestNewItemEntersAffectedLists(t *testing.T) {
 	}
 	t.Logf("hot entered %d of %d lists after %v (incremental changes %d)", len(in), len(us), d, after.Incremental-before.Incremental)
 }
+
+// TestRefreshBudget: full refreshes never outrun the budget (the bucket starts empty and
+// fills at RefreshesPerSecond), and every user is listed in the end.
+func TestRefreshBudget(t *testing.T) {
+	e := newEnv(t)
+	e.apply(t, 1500, 60, 100, 21)
+	const rate = 40
+	start := time.Now()
+	e.run(t, toplists.Options{K: 5, PollInterval: 10 * time.Millisecond, RefreshesPerSecond: rate, Models: []string{"bpr"}})
+	ctx := context.Background()
+	for {
+		s := e.mat.Stats(ctx)
+		el := time.Since(start).Seconds()
+		if limit := int64(rate*el) + 1; s.Refreshes > limit {
+			t.Fatalf("%d full refreshes after %.2fs: more than the budget allows (%d)", s.Refreshes, el, limit)
+		}
+		if s.Users == 60 && s.Queued == 0 {
+			if el < 1 {
+				t.Fatalf("60 users listed in %.2fs at %d refreshes/s", el, rate)
+			}
+			break
+		}
+		if el > 20 {
+			t.Fatalf("not every user listed after 20s: %+v", s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n, err := e.client.Exists(ctx, toplists.ListKey(e.ns, "mf", "u1")).Result(); err != nil || n != 0 {
+		t.Fatalf("a list of a model not asked for: %d, %v", n, err)
+	}
+}
