@@ -14,9 +14,9 @@ import (
 //
 // Concurrent rankings over the same matrix are batched: the item matrix (26 MB at 100,000
 // items of 65 floats) does not fit in L2, so one ranking is bound by the bandwidth of L3,
-// while the kernel scores a block that sits in L2 several times faster (docs/benchmarks.md).
-// A batch therefore loads each block once and scores it against every user vector of the
-// batch. There is no waiting for a batch to fill: a ranking that finds none running starts at
+// while the kernel scores rows that sit in L1 several times faster (docs/benchmarks.md).
+// A batch therefore reads each block once, 128 rows at a time, scoring them against every
+// user vector of the batch (scoreBlockMulti). There is no waiting for a batch to fill: a ranking that finds none running starts at
 // once, alone; rankings that arrive meanwhile queue, and when it ends the first of them
 // leads the next batch with all those queued (at most maxBatch). Each ranking is still exact
 // and its own: batching changes only when the work is done.
@@ -178,6 +178,7 @@ func (x *Index) rankBatch(specs []*spec, emit func(i int, top []entry)) {
 	}
 	for i := range np {
 		j.parts[i].specs = nil
+		clear(j.parts[i].xs) // keep no caller's vector alive in the pool
 	}
 	x.jobs.Put(j)
 }
