@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 )
 
@@ -15,10 +14,13 @@ import (
 // Staleness: none. Each step reads the current W, projects the feature difference of its
 // two items (or one item's features) through it and updates W at once, so the online step is
 // exact per-event SGD and replaying a partition gives the same parameters whatever the flush
-// cadence or restarts. The price is four passes over W per step, run by gonum's BLAS (its
-// amd64 assembly for dot products and axpy): the norm check of the overflow policy, the
-// projection W·d (Sgemv), the weight decay and the rank-one gradient update (Sger); about
-// 20 µs at rows=21, F=1280 (see BenchmarkOnlineVBPRStep and docs/benchmarks.md). W is a shared row: the updater merges its changes into the store
+// cadence or restarts. The price is four passes over W per step: the norm check of the
+// overflow policy and the weight decay and rank-one gradient update (Saxpy, Sger) run in
+// gonum's BLAS (amd64 assembly); the projection W·d runs in the package's own unrolled dot
+// product, because the assembly dot product sums in an order that depends on the slice's
+// memory alignment, and a replay into freshly allocated rows must give the same bits (the
+// element-wise axpy does not depend on it). See BenchmarkOnlineVBPRStep and
+// docs/benchmarks.md. W is a shared row: the updater merges its changes into the store
 // as float64 deltas at each flush like every item row, so with several updaters one
 // updater's view of the others' changes to W is at most one flush old.
 //
@@ -33,13 +35,12 @@ type visualKernel struct {
 	scale   float64
 	d       []float32 // scale·(f_i − f_j), or scale·f_i
 	proj    []float64 // W·d, one value per row
-	proj32  []float32 // Sgemv's output
 	coef    []float32 // per-row coefficients of the rank-one update
 }
 
 func newVisualKernel(rows, f int, scale float32) visualKernel {
 	return visualKernel{rows: rows, f: f, scale: float64(scale), d: make([]float32, f), proj: make([]float64, rows),
-		proj32: make([]float32, rows), coef: make([]float32, rows)}
+		coef: make([]float32, rows)}
 }
 
 func vec(v []float32) blas32.Vector { return blas32.Vector{N: len(v), Inc: 1, Data: v} }
@@ -95,18 +96,18 @@ func (v *visualKernel) diff(fi, fj []float32) bool {
 // project sets proj[r] = W_r·d and returns whether the float32 update of W is safe: the
 // summed squares of W and of d stay below normLimit (an overflow makes a sum +Inf, which
 // fails the test too). Then no product or sum of the projection or the update can
-// overflow. It falls back to float64 dot products when they do not.
+// overflow. It falls back to float64 dot products when they do not. (The norm sums come
+// from the assembly dot product, whose rounding depends on alignment; that can only flip
+// the choice of path when a sum lies within float32 rounding of 1e30.)
 func (v *visualKernel) project(w []float32) (fast bool) {
-	w = w[:v.rows*v.f]
+	f := v.f
+	w = w[:v.rows*f]
 	if blas32.Dot(vec(w), vec(w)) < normLimit && blas32.Dot(vec(v.d), vec(v.d)) < normLimit {
-		a := blas32.General{Rows: v.rows, Cols: v.f, Stride: v.f, Data: w}
-		blas32.Gemv(blas.NoTrans, 1, a, vec(v.d), 0, vec(v.proj32))
-		for r, p := range v.proj32 {
-			v.proj[r] = float64(p)
+		for r := 0; r < v.rows; r++ {
+			v.proj[r] = float64(dot(w[r*f:(r+1)*f], v.d))
 		}
 		return true
 	}
-	f := v.f
 	for r := 0; r < v.rows; r++ {
 		v.proj[r] = dot64(w[r*f:(r+1)*f], v.d)
 	}
