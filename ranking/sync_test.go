@@ -250,3 +250,38 @@ func TestPopular(t *testing.T) {
 		t.Fatalf("Item events %d, want %d", info.Events, ev[10])
 	}
 }
+
+// TestStartsEmpty: an index over an empty store is ready, answers with nothing, and serves
+// what the updater writes later (first blocks, first embedding).
+func TestStartsEmpty(t *testing.T) {
+	store := featurestore.NewMemory()
+	ms := testModels()
+	x := start(t, store, ms, ranking.Options{SyncInterval: 5 * time.Millisecond, GlobalRefresh: 20 * time.Millisecond})
+	ctx := context.Background()
+	if got := x.Popular(5, nil); len(got) != 0 {
+		t.Fatalf("Popular of an empty catalog: %v", got)
+	}
+	if _, err := x.Recommend(ctx, "bpr", "u1", 5, ranking.RecOptions{}); err == nil {
+		t.Fatal("a user without a row was ranked")
+	}
+	f := newFeeder(t, store, ms)
+	f.item(t, "i0", []float32{1, 0, 0})
+	f.apply(t, stream(800, 10, 1500, 12)) // more than one block of items
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		err := matchesStore(t, x, store, ms, []string{"u1", "u2"})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not in sync 3s after the first writes: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if info, ok := x.Item("i0"); !ok || !info.HasEmbedding {
+		t.Fatalf("Item(i0) = %+v, %v", info, ok)
+	}
+	if got, err := x.Similar(ctx, "", "i0", 3, ranking.ByImage); err != nil || len(got) != 0 {
+		t.Fatalf("image neighbours of the only item with an embedding: %v, %v", got, err)
+	}
+}
