@@ -53,28 +53,41 @@ func (m *matrix) scoreBlock(dst []float32, bi int, x []float32) {
 		matvec(dst, a, x, m.dim)
 		return
 	}
+	scoreColMajor(dst, a, x, m.dim)
+}
+
+// BlockRows is the number of rows of a column-major block (ScoreColumns).
+const BlockRows = blockRows
+
+// ScoreColumns writes dst[r] = Σ_k x[k]·a[k·BlockRows + r] for r < BlockRows: the scores of
+// the BlockRows vectors stored column-major in a (len(x)·BlockRows floats) against x, with
+// the kernel that ranks the item matrices. It is for callers that keep vectors of their
+// own in such blocks (the list materializer scores changed items against its users so).
+func ScoreColumns(dst, a, x []float32) { scoreColMajor(dst, a, x, len(x)) }
+
+// scoreColMajor scores the blockRows column-major rows of a against x into dst.
+func scoreColMajor(dst, a, x []float32, dim int) {
 	dst = dst[:blockRows]
-	if m.dim == 0 {
+	if dim == 0 {
 		clear(dst)
 		return
 	}
-	_ = x[m.dim-1]
+	_ = x[dim-1]
+	_ = a[dim*blockRows-1]
 	if useAVX512 {
-		_ = a[m.dim*blockRows-1]
 		for r := 0; r < blockRows; r += 128 {
-			matvecTAVX512(&a[r], &x[0], m.dim, &dst[r], blockRows*4)
+			matvecTAVX512(&a[r], &x[0], dim, &dst[r], blockRows*4)
 		}
 		return
 	}
 	if useAVX {
-		_ = a[m.dim*blockRows-1]
 		for r := 0; r < blockRows; r += 64 {
-			matvecTAVX(&a[r], &x[0], m.dim, &dst[r], blockRows*4)
+			matvecTAVX(&a[r], &x[0], dim, &dst[r], blockRows*4)
 		}
 		return
 	}
 	clear(dst)
-	for k, xk := range x[:m.dim] {
+	for k, xk := range x[:dim] {
 		col := a[k*blockRows : (k+1)*blockRows]
 		for r := range dst {
 			dst[r] += col[r] * xk

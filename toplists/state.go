@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/visrec/visrec/ranking"
 )
 
 // modelLists is one model's users: their vectors (one row-major matrix, a slot per user),
@@ -14,7 +16,7 @@ type modelLists struct {
 	dim         int
 	slots       map[string]int
 	ids         []string
-	vecs        []float32 // len(ids)*dim
+	ublocks     [][]float32 // user vectors, column-major blocks of ranking.BlockRows users (slot/BlockRows)
 	lists       [][]entry
 	stale       []bool // a full refresh is queued; item changes skip the user
 	lastRefresh []time.Time
@@ -37,12 +39,17 @@ func (ml *modelLists) set(user string, uv []float32, list []entry) int {
 		slot = len(ml.ids)
 		ml.slots[user] = slot
 		ml.ids = append(ml.ids, user)
-		ml.vecs = append(ml.vecs, make([]float32, ml.dim)...)
+		if slot%ranking.BlockRows == 0 {
+			ml.ublocks = append(ml.ublocks, make([]float32, ml.dim*ranking.BlockRows))
+		}
 		ml.lists = append(ml.lists, nil)
 		ml.stale = append(ml.stale, false)
 		ml.lastRefresh = append(ml.lastRefresh, time.Time{})
 	}
-	copy(ml.vecs[slot*ml.dim:(slot+1)*ml.dim], uv)
+	blk, r := ml.ublocks[slot/ranking.BlockRows], slot%ranking.BlockRows
+	for k, x := range uv[:ml.dim] {
+		blk[k*ranking.BlockRows+r] = x
+	}
 	ml.lists[slot] = list
 	ml.stale[slot] = false
 	return slot

@@ -50,8 +50,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
 
 	"github.com/visrec/visrec/featurestore"
 	"github.com/visrec/visrec/ranking"
@@ -527,83 +525,107 @@ func sortEntries(l []entry) {
 	})
 }
 
-var blas32 gonum.Implementation
-
 // scoreItems scores the changed items against every listed user and returns the users
 // whose lists change, with the new list (re-sorted scores of listed items) and the entering
-// items, or refresh when a listed item fell below the old K-th entry.
+// items, or refresh when a listed item fell below the old K-th entry. The users' vectors
+// are column-major blocks, scored against each item with ranking's kernel.
 func (ml *modelLists) scoreItems(ids []string, vecs [][]float32, pos []int, k int) []listChange {
+	const br = ranking.BlockRows
 	nc := len(ids)
-	dim := ml.dim
-	v := make([]float32, nc*dim)
-	for i, x := range vecs {
-		copy(v[i*dim:], x)
-	}
-	col := make(map[int32]int, nc) // catalog position → column
+	col := make(map[int32]int, nc) // catalog position → changed item
+	maxPos := 0
 	for i, p := range pos {
 		col[int32(p)] = i
+		maxPos = max(maxPos, p)
 	}
-	const chunk = 1024
-	scores := make([]float32, chunk*nc)
+	changedPos := make([]uint64, maxPos/64+1) // bit set of the changed positions
+	for _, p := range pos {
+		changedPos[p/64] |= 1 << (p % 64)
+	}
+	isChanged := func(p int32) bool {
+		return int(p) <= maxPos && changedPos[p/64]&(1<<(p%64)) != 0
+	}
+	scores := make([]float32, nc*br) // scores[c*br + r]: item c, user r of the block
+	bar := make([]float32, br)       // each user's old K-th score (-Inf: a short list)
 	var out []listChange
-	for lo := 0; lo < len(ml.ids); lo += chunk {
-		hi := min(lo+chunk, len(ml.ids))
-		rows := hi - lo
-		// S = U[lo:hi] · Vᵀ: rows × nc
-		blas32.Sgemm(blas.NoTrans, blas.Trans, rows, nc, dim, 1, ml.vecs[lo*dim:hi*dim], dim, v, dim, 0, scores, nc)
+	for bi, blk := range ml.ublocks {
+		lo := bi * br
+		rows := min(br, len(ml.ids)-lo)
+		for c, v := range vecs {
+			ranking.ScoreColumns(scores[c*br:(c+1)*br], blk, v)
+		}
+		for r := range rows {
+			old := ml.lists[lo+r]
+			if len(old) >= k {
+				bar[r] = old[k-1].score
+			} else {
+				bar[r] = float32(math.Inf(-1))
+			}
+		}
+		changes := make(map[int]*listChange) // by slot, this block only
+		get := func(slot int) *listChange {
+			c, ok := changes[slot]
+			if !ok {
+				c = &listChange{slot: slot, list: slices.Clone(ml.lists[slot])}
+				changes[slot] = c
+			}
+			return c
+		}
+		// Listed items whose score changed: re-sorted, or a refresh when one fell below
+		// the old K-th entry.
 		for r := range rows {
 			slot := lo + r
 			if ml.stale[slot] {
 				continue // a full refresh is queued: it will read every item anyway
 			}
 			old := ml.lists[slot]
-			s := scores[r*nc : (r+1)*nc]
-			var kth *entry
-			if len(old) >= k {
-				kth = &old[k-1]
-			}
-			var c *listChange
-			listed := 0
 			for i, e := range old {
-				ci, ok := col[e.pos]
-				if !ok {
+				if !isChanged(e.pos) {
 					continue
 				}
-				listed++
-				ne := entry{item: e.item, pos: e.pos, score: s[ci]}
-				if ne.score == e.score {
+				ns := scores[col[e.pos]*br+r]
+				if ns == e.score {
 					continue
 				}
-				if c == nil {
-					c = &listChange{slot: slot, list: slices.Clone(old)}
-				}
-				if kth != nil && better(*kth, ne) { // fell below the old K-th: its replacement may be any item
+				ne := entry{item: e.item, pos: e.pos, score: ns}
+				c := get(slot)
+				if len(old) >= k && better(old[k-1], ne) { // fell below the old K-th: its replacement may be any item
 					c.refresh = true
 					break
 				}
 				c.list[i] = ne
 			}
-			if c != nil && c.refresh {
-				out = append(out, *c)
-				continue
-			}
-			if listed < nc {
-				for ci, sc := range s {
-					e := entry{item: ids[ci], pos: int32(pos[ci]), score: sc}
-					if kth != nil && !better(e, *kth) {
-						continue
-					}
-					if inList(old, e.pos) {
-						continue
-					}
-					if c == nil {
-						c = &listChange{slot: slot, list: slices.Clone(old)}
-					}
-					c.entering = append(c.entering, e)
+		}
+		// Unlisted items that beat a user's old K-th entry enter (ties: catalog order).
+		for c, p := range pos {
+			sc := scores[c*br : c*br+rows]
+			for r, s := range sc {
+				if s < bar[r] {
+					continue
+				}
+				slot := lo + r
+				if ml.stale[slot] {
+					continue
+				}
+				old := ml.lists[slot]
+				e := entry{item: ids[c], pos: int32(p), score: s}
+				if len(old) >= k && !better(e, old[k-1]) {
+					continue
+				}
+				if inList(old, e.pos) {
+					continue
+				}
+				lc := get(slot)
+				if !lc.refresh {
+					lc.entering = append(lc.entering, e)
 				}
 			}
-			if c != nil {
-				sortEntries(c.list)
+		}
+		for r := range rows {
+			if c, ok := changes[lo+r]; ok {
+				if !c.refresh {
+					sortEntries(c.list)
+				}
 				out = append(out, *c)
 			}
 		}
