@@ -19,8 +19,10 @@ import (
 //   - kernel_amd64.s, AVX2 + FMA, four rows per pass sharing the loads of x: see
 //     docs/benchmarks.md; used where the CPU has AVX2 and FMA.
 //
-//   - matvecTAVX, AVX2 + FMA on a column-major block, 64 rows per pass: 3.3–4.3 µs;
+//   - matvecTAVX, AVX2 + FMA on a column-major block, 64 rows per pass: 3.3–4.6 µs;
 //   - matvecTAVX512, the same with AVX-512 registers, 128 rows per pass: 2.4–3.5 µs.
+//
+// Column-major blocks are stored in panels of 128 rows (see panelRows).
 //
 // So item matrices are column-major and ranked with matvecTAVX512 or matvecTAVX where the
 // CPU has them; row-major matrices (embeddings) use dot4AVX, and gonum without AVX2. Every
@@ -56,14 +58,34 @@ func (m *matrix) scoreBlock(dst []float32, bi int, x []float32) {
 	scoreColMajor(dst, a, x, m.dim)
 }
 
-// BlockRows is the number of rows of a column-major block (ScoreColumns).
+// BlockRows is the number of rows of a column-major block (ScoreColumns, PutRow).
 const BlockRows = blockRows
 
-// ScoreColumns writes dst[r] = Σ_k x[k]·a[k·BlockRows + r] for r < BlockRows: the scores of
-// the BlockRows vectors stored column-major in a (len(x)·BlockRows floats) against x, with
-// the kernel that ranks the item matrices. It is for callers that keep vectors of their
-// own in such blocks (the list materializer scores changed items against its users so).
+// ScoreColumns writes dst[r] = the score of row r of a against x, for r < BlockRows: a is a
+// column-major block of BlockRows rows of len(x) floats, written with PutRow. It is the
+// kernel that ranks the item matrices, for callers that keep vectors of their own in such
+// blocks (the list materializer scores changed items against its users so).
 func ScoreColumns(dst, a, x []float32) { scoreColMajor(dst, a, x, len(x)) }
+
+// PutRow writes v as row r of the column-major block a (len(v)·BlockRows floats).
+func PutRow(a []float32, r int, v []float32) {
+	dim := len(v)
+	for k, x := range v {
+		a[colIndex(dim, r, k)] = x
+	}
+}
+
+// panelRows is the width of a panel: a column-major block is stored as blockRows/panelRows
+// panels of panelRows rows, each column-major and contiguous (element k of row r at
+// (r/panelRows)·panelRows·dim + k·panelRows + r%panelRows). A kernel pass over one panel
+// then reads 33 KB (at 65 floats) in address order, which the hardware prefetcher
+// follows, instead of 65 lines 4 KB apart.
+const panelRows = 128
+
+// colIndex is the index of element k of row r in a column-major block of rows of dim.
+func colIndex(dim, r, k int) int {
+	return (r/panelRows)*panelRows*dim + k*panelRows + r%panelRows
+}
 
 // scoreColMajor scores the blockRows column-major rows of a against x into dst.
 func scoreColMajor(dst, a, x []float32, dim int) {
@@ -74,33 +96,35 @@ func scoreColMajor(dst, a, x []float32, dim int) {
 	}
 	_ = x[dim-1]
 	_ = a[dim*blockRows-1]
-	if useAVX512 {
-		for r := 0; r < blockRows; r += 128 {
-			matvecTAVX512(&a[r], &x[0], dim, &dst[r], blockRows*4)
-		}
-		return
+	for p := 0; p < blockRows; p += panelRows {
+		scorePanel(dst[p:p+panelRows], a[p*dim:(p+panelRows)*dim], x, dim)
 	}
-	if useAVX {
-		for r := 0; r < blockRows; r += 64 {
-			matvecTAVX(&a[r], &x[0], dim, &dst[r], blockRows*4)
-		}
-		return
-	}
-	clear(dst)
-	for k, xk := range x[:dim] {
-		col := a[k*blockRows : (k+1)*blockRows]
-		for r := range dst {
-			dst[r] += col[r] * xk
+}
+
+// scorePanel scores the panelRows rows of panel a against x into dst.
+func scorePanel(dst, a, x []float32, dim int) {
+	switch {
+	case useAVX512:
+		matvecTAVX512(&a[0], &x[0], dim, &dst[0], panelRows*4)
+	case useAVX:
+		matvecTAVX(&a[0], &x[0], dim, &dst[0], panelRows*4)
+		matvecTAVX(&a[64], &x[0], dim, &dst[64], panelRows*4)
+	default:
+		clear(dst)
+		for k, xk := range x[:dim] {
+			col := a[k*panelRows : (k+1)*panelRows]
+			for r := range dst {
+				dst[r] += col[r] * xk
+			}
 		}
 	}
 }
 
 // scoreBlockMulti is scoreBlock for several vectors: dst[i] gets the scores against xs[i].
-// A column-major block is walked in chunks of 128 rows (33 KB at 65 floats, which fits in
-// L1) and each chunk is scored against every vector before the next, so the batch reads the
-// block from L2/L3 once.
+// A column-major block is scored panel by panel (33 KB at 65 floats, which fits in L1),
+// each panel against every vector before the next, so the batch reads the block once.
 func (m *matrix) scoreBlockMulti(dst [][]float32, bi int, xs [][]float32) {
-	if !m.colMajor || !useAVX || m.dim == 0 || len(xs) == 1 {
+	if !m.colMajor || m.dim == 0 || len(xs) == 1 {
 		for i, x := range xs {
 			m.scoreBlock(dst[i], bi, x)
 		}
@@ -112,14 +136,10 @@ func (m *matrix) scoreBlockMulti(dst [][]float32, bi int, xs [][]float32) {
 		_ = x[m.dim-1]
 		_ = dst[i][blockRows-1]
 	}
-	for r := 0; r < blockRows; r += 128 {
+	for p := 0; p < blockRows; p += panelRows {
+		panel := a[p*m.dim : (p+panelRows)*m.dim]
 		for i, x := range xs {
-			if useAVX512 {
-				matvecTAVX512(&a[r], &x[0], m.dim, &dst[i][r], blockRows*4)
-			} else {
-				matvecTAVX(&a[r], &x[0], m.dim, &dst[i][r], blockRows*4)
-				matvecTAVX(&a[r+64], &x[0], m.dim, &dst[i][r+64], blockRows*4)
-			}
+			scorePanel(dst[i][p:p+panelRows], panel, x, m.dim)
 		}
 	}
 }
@@ -150,12 +170,12 @@ func (m *matrix) dot(i int, x []float32) float32 {
 	}
 	_ = x[m.dim-1]
 	if useAVX {
-		_ = b.data[(m.dim-1)*blockRows+r]
-		return dotStridedAVX(&b.data[r], blockRows*4, &x[0], m.dim)
+		_ = b.data[colIndex(m.dim, r, m.dim-1)]
+		return dotStridedAVX(&b.data[colIndex(m.dim, r, 0)], panelRows*4, &x[0], m.dim)
 	}
 	var s float32
 	for k, xk := range x[:m.dim] {
-		s += b.data[k*blockRows+r] * xk
+		s += b.data[colIndex(m.dim, r, k)] * xk
 	}
 	return s
 }

@@ -15,7 +15,7 @@ type block struct {
 
 // matrix is an immutable dense float32 matrix of n rows of dim floats, in blocks. Row i is
 // block i/blockRows, row i%blockRows. A block is row-major (element k of row r at
-// data[r*dim+k]) or, when colMajor, column-major (at data[k*blockRows+r]): the item
+// data[r*dim+k]) or, when colMajor, column-major in panels (at data[colIndex(dim, r, k)]): the item
 // matrices are column-major, because their kernel (matvecTAVX) then scores 64 rows per pass
 // with one FMA per element and no horizontal sums; the embeddings stay row-major, since
 // ItemVector needs an item's embedding as one slice.
@@ -48,7 +48,7 @@ func (m *matrix) row(dst []float32, i int) []float32 {
 	}
 	dst = dst[:m.dim]
 	for k := range dst {
-		dst[k] = b.data[k*blockRows+r]
+		dst[k] = b.data[colIndex(m.dim, r, k)]
 	}
 	return dst
 }
@@ -92,9 +92,7 @@ func (b *builder) set(i int, v []float32) {
 	}
 	dim := b.m.dim
 	if b.m.colMajor {
-		for k, x := range v[:dim] {
-			blk.data[k*blockRows+r] = x
-		}
+		PutRow(blk.data, r, v[:dim])
 	} else {
 		copy(blk.data[r*dim:(r+1)*dim], v)
 	}

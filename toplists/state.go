@@ -46,10 +46,7 @@ func (ml *modelLists) set(user string, uv []float32, list []entry) int {
 		ml.stale = append(ml.stale, false)
 		ml.lastRefresh = append(ml.lastRefresh, time.Time{})
 	}
-	blk, r := ml.ublocks[slot/ranking.BlockRows], slot%ranking.BlockRows
-	for k, x := range uv[:ml.dim] {
-		blk[k*ranking.BlockRows+r] = x
-	}
+	ranking.PutRow(ml.ublocks[slot/ranking.BlockRows], slot%ranking.BlockRows, uv[:ml.dim])
 	ml.lists[slot] = list
 	ml.stale[slot] = false
 	return slot
