@@ -9,6 +9,8 @@ package models
 // ranks every item for a user with one blocked matrix–vector product, so every model that the
 // stream serves implements it. features is the item's image embedding; models that do not
 // use one ignore it (it may be nil). Neither method allocates; dst has length ServeDim.
+// Both read only their arguments and the model's fixed options, so any number of
+// goroutines may call them at once (while no one calls Step on the same rows).
 type Servable interface {
 	Online
 	ServeDim() int
