@@ -25,8 +25,12 @@
 // then every item vector and user vector of the model is computed with the previous global
 // row, so scores stay consistent (Score of the model with the served global row). Item
 // interaction counts ("item_events", for Popular and ItemInfo) are re-read every
-// PopularRefresh (default 5 s). User rows are not mirrored: each request reads the user's
-// row from the store (one HMGET), so a user's update is visible to the next request.
+// PopularRefresh (default 5 s). Every publication is logged for followers (ItemChanges:
+// the items whose own vectors changed, new ones included, and whether a global row was
+// applied, which lists the items that came with it too) and wakes the waiters of Updated.
+// The recomputation after a global row is split by blocks over Workers goroutines. User
+// rows are not mirrored: each request reads the user's row from the store (one HMGET), so a
+// user's update is visible to the next request.
 //
 // # Speed
 //
@@ -159,6 +163,7 @@ type Index struct {
 
 	logMu   sync.Mutex // orders publications with the change log
 	changes []change
+	updated chan struct{} // closed at the next publication (nil: nobody waits)
 }
 
 // New returns an index of the models ms over store. Each model's name selects its tables.
@@ -252,22 +257,34 @@ func (x *Index) Len() int {
 }
 
 // publish makes s the served snapshot and logs which item vectors it changed: per model,
-// the positions in changed, or every item when all[model] (nil all: every model).
-func (x *Index) publish(s *snapshot, changed [][]int32, all []bool) {
+// the positions in changed (rows, embeddings and new items), and whether a new global row
+// was applied (global[model]: every vector changed by it as well). A nil global with
+// reload marks a full load: everything may have changed. Waiters of Updated are woken.
+func (x *Index) publish(s *snapshot, changed [][]int32, global []bool, reload bool) {
 	x.logMu.Lock()
 	defer x.logMu.Unlock()
 	x.snap.Store(s)
 	v := x.version.Add(1)
-	if all == nil {
-		all = make([]bool, len(x.ms))
-		for i := range all {
-			all[i] = true
-		}
-	}
-	x.changes = append(x.changes, change{version: v, items: changed, all: all})
+	x.changes = append(x.changes, change{version: v, items: changed, global: global, reload: reload})
 	if len(x.changes) > changeLogLen {
 		x.changes = append(x.changes[:0], x.changes[len(x.changes)-changeLogLen/2:]...)
 	}
+	if x.updated != nil {
+		close(x.updated)
+		x.updated = nil
+	}
+}
+
+// Updated returns a channel that is closed at the next publication (Version advances), so a
+// follower of ItemChanges can wait for it instead of polling. Each call may return a new
+// channel: call it again after every wake-up.
+func (x *Index) Updated() <-chan struct{} {
+	x.logMu.Lock()
+	defer x.logMu.Unlock()
+	if x.updated == nil {
+		x.updated = make(chan struct{})
+	}
+	return x.updated
 }
 
 // changeLogLen bounds the change log: a reader further behind is told that every item
@@ -277,37 +294,56 @@ const changeLogLen = 4096
 // change is one publication's entry in the change log.
 type change struct {
 	version uint64
-	items   [][]int32 // per model: positions whose vectors changed (new items included)
-	all     []bool    // per model: every vector changed (a new global row, a reload)
+	items   [][]int32 // per model: positions whose own vectors changed (rows, embeddings, new items)
+	global  []bool    // per model: a new global row was applied (every vector changed)
+	reload  bool      // a full load: every item may have changed
+}
+
+// ItemChangeSet is what changed in the item vectors of one model between two versions.
+type ItemChangeSet struct {
+	// IDs are the items whose own vectors changed (their rows or embeddings changed, or they
+	// are new), each once, in no particular order; complete unless Reload.
+	IDs []string
+	// Global: a new global row was applied, so every item vector changed by it (and the
+	// users' vectors of models whose UserVector reads it), beyond IDs.
+	Global bool
+	// Reload: the changes are unknown (a full load, or since is older than the kept log):
+	// treat every item as changed.
+	Reload bool
+	// Now is the version the set runs up to: pass it as since to the next call.
+	Now uint64
 }
 
 // ItemChanges tells which items' vectors of model changed in the versions after since, up
-// to now, the version it returns: ids (each once, in no particular order), or all = true
-// when every item changed (a global row was applied, a reload, or since is older than the
-// kept log). A caller that mirrors scores calls it with the now of its previous call; read
-// vectors with ItemVectors after it, so that they are at least as new as now.
-func (x *Index) ItemChanges(model string, since uint64) (ids []string, all bool, now uint64, err error) {
+// to the version it returns as Now. A caller that mirrors scores calls it with the Now of
+// its previous call; read vectors with ItemVectors after it, so that they are at least as
+// new as Now.
+func (x *Index) ItemChanges(model string, since uint64) (ItemChangeSet, error) {
 	s, mi, err := x.ready(model)
 	if err != nil {
-		return nil, false, 0, err
+		return ItemChangeSet{}, err
 	}
 	x.logMu.Lock()
 	defer x.logMu.Unlock()
 	s = x.snap.Load() // the snapshot of the latest logged version
-	now = x.version.Load()
-	if since >= now {
-		return nil, false, now, nil
+	cs := ItemChangeSet{Now: x.version.Load()}
+	if since >= cs.Now {
+		return cs, nil
 	}
 	if len(x.changes) == 0 || x.changes[0].version > since+1 {
-		return nil, true, now, nil
+		cs.Reload = true
+		return cs, nil
 	}
 	seen := make(map[int32]bool)
 	for _, c := range x.changes {
 		if c.version <= since {
 			continue
 		}
-		if c.all[mi] {
-			return nil, true, now, nil
+		if c.reload {
+			return ItemChangeSet{Reload: true, Now: cs.Now}, nil
+		}
+		if c.global != nil && c.global[mi] {
+			cs.Global = true
 		}
 		if c.items == nil {
 			continue
@@ -315,11 +351,11 @@ func (x *Index) ItemChanges(model string, since uint64) (ids []string, all bool,
 		for _, p := range c.items[mi] {
 			if !seen[p] {
 				seen[p] = true
-				ids = append(ids, s.ids[p])
+				cs.IDs = append(cs.IDs, s.ids[p])
 			}
 		}
 	}
-	return ids, false, now, nil
+	return cs, nil
 }
 
 // ItemVectors returns copies of the served vectors of model for ids and their catalog

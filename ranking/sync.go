@@ -128,7 +128,7 @@ func (s *syncer) load(ctx context.Context) error {
 	if err := s.refreshPopular(ctx, snap); err != nil {
 		return err
 	}
-	x.publish(snap, nil, nil)
+	x.publish(snap, nil, nil, true)
 	return nil
 }
 
@@ -172,15 +172,46 @@ func (s *syncer) appendRaw(mi int, ids []string, rows [][]float32) error {
 	return nil
 }
 
-// recompute writes the item vectors of positions [lo, hi) of model mi into b.
+// recompute writes the item vectors of positions [lo, hi) of model mi into b, a builder
+// whose blocks over [lo, hi) are all its own (fresh from grow): the work is split by
+// blocks over Workers goroutines (the Servable's vector methods are pure, and each
+// goroutine writes only its own blocks, so b's bookkeeping is only read).
 func (s *syncer) recompute(mi int, b *builder, global []float32, emb *matrix, lo, hi int) {
 	m := s.x.ms[mi]
 	w := m.ItemDim()
-	v := make([]float32, m.ServeDim())
-	for i := lo; i < hi; i++ {
-		s.vector(m, v, s.raw[mi][i*w:(i+1)*w], global, emb, i)
-		b.set(i, v)
+	part := func(lo, hi int) {
+		v := make([]float32, m.ServeDim())
+		for i := lo; i < hi; i++ {
+			s.vector(m, v, s.raw[mi][i*w:(i+1)*w], global, emb, i)
+			b.set(i, v)
+		}
 	}
+	workers := min(s.x.opts.Workers, (hi-lo+blockRows-1)/blockRows)
+	if workers <= 1 {
+		part(lo, hi)
+		return
+	}
+	for bi := lo / blockRows; bi*blockRows < hi; bi++ {
+		if !b.copied[bi] {
+			panic("ranking: recompute into a shared block") // not reached: callers pass fresh blocks
+		}
+	}
+	next := make(chan int, (hi-lo)/blockRows+2)
+	for start := lo; start < hi; start = (start/blockRows + 1) * blockRows {
+		next <- start
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for start := range next {
+				part(start, min(hi, (start/blockRows+1)*blockRows))
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func (s *syncer) vector(m interface {
@@ -301,7 +332,7 @@ func (s *syncer) poll(ctx context.Context) error {
 	snap.emb = eb.done()
 	changedAny := len(newIDs) > 0 || len(embChanged) > 0
 	now := time.Now()
-	logItems, logAll := make([][]int32, len(x.ms)), make([]bool, len(x.ms))
+	logItems, logGlobal := make([][]int32, len(x.ms)), make([]bool, len(x.ms))
 	for mi, m := range x.ms {
 		c := mc[mi]
 		w := m.ItemDim()
@@ -314,6 +345,22 @@ func (s *syncer) poll(ctx context.Context) error {
 			return err // not reached: the widths were checked above
 		}
 		sv := &served{global: old.models[mi].global}
+		// The positions whose own vectors changed: logged in either branch, so that a
+		// follower (toplists) scores new and changed items at once even when a new global
+		// row was applied with them.
+		redo := make(map[int]bool, len(c.pos)+len(embChanged)+n-old.n)
+		for _, p := range c.pos {
+			redo[p] = true
+		}
+		for p := range embChanged {
+			redo[p] = true
+		}
+		for p := old.n; p < n; p++ {
+			redo[p] = true
+		}
+		for p := range redo {
+			logItems[mi] = append(logItems[mi], int32(p))
+		}
 		if s.hasPending[mi] && now.Sub(s.lastGlobal[mi]) >= x.opts.GlobalRefresh {
 			// Bounded staleness: the new global row changes every item vector; recompute
 			// them all, at most once per GlobalRefresh.
@@ -325,25 +372,14 @@ func (s *syncer) poll(ctx context.Context) error {
 			s.recompute(mi, b, sv.global, snap.emb, 0, n)
 			sv.items = b.done()
 			changedAny = true
-			logAll[mi] = true
+			logGlobal[mi] = true
 		} else {
 			b := newBuilder(old.models[mi].items)
 			b.grow(n)
-			redo := make(map[int]bool, len(c.pos)+len(embChanged))
-			for _, p := range c.pos {
-				redo[p] = true
-			}
-			for p := range embChanged {
-				redo[p] = true
-			}
-			for p := old.n; p < n; p++ {
-				redo[p] = true
-			}
 			v := make([]float32, m.ServeDim())
 			for p := range redo {
 				s.vector(m, v, s.raw[mi][p*w:(p+1)*w], sv.global, snap.emb, p)
 				b.set(p, v)
-				logItems[mi] = append(logItems[mi], int32(p))
 			}
 			sv.items = b.done()
 			if len(c.pos) > 0 {
@@ -369,7 +405,7 @@ func (s *syncer) poll(ctx context.Context) error {
 		}
 	}
 	if changedAny {
-		x.publish(snap, logItems, logAll)
+		x.publish(snap, logItems, logGlobal, false)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/visrec/visrec/events"
 	"github.com/visrec/visrec/featurestore"
 	"github.com/visrec/visrec/models"
 	"github.com/visrec/visrec/ranking"
@@ -283,5 +284,54 @@ func TestStartsEmpty(t *testing.T) {
 	}
 	if got, err := x.Similar(ctx, "", "i0", 3, ranking.ByImage); err != nil || len(got) != 0 {
 		t.Fatalf("image neighbours of the only item with an embedding: %v, %v", got, err)
+	}
+}
+
+// TestItemChangesWithGlobal: when a new global row is applied together with new items, the
+// change log says Global and still lists the new items (so that a follower can score them
+// at once), and the item vectors recomputed in parallel over several blocks rank like the
+// store.
+func TestItemChangesWithGlobal(t *testing.T) {
+	store := featurestore.NewMemory()
+	ms := testModels()
+	f := newFeeder(t, store, ms)
+	f.apply(t, stream(6000, 20, 3000, 5)) // about 2,700 items: 3 blocks
+	x := start(t, store, ms, ranking.Options{SyncInterval: 5 * time.Millisecond, GlobalRefresh: 10 * time.Millisecond, Workers: 3})
+	v0 := x.Version()
+	// ratings move MF's μ (its global row); items 3000-3009 are new
+	var evs []events.Interaction
+	for i := range 10 {
+		evs = append(evs, events.Interaction{Type: events.Rating, User: "u1", Item: "i" + strconv.Itoa(3000+i),
+			Value: 5, HasValue: true, Timestamp: 2})
+	}
+	f.apply(t, evs)
+	deadline := time.Now().Add(3 * time.Second)
+	var cs ranking.ItemChangeSet
+	for {
+		var err error
+		if cs, err = x.ItemChanges("mf", v0); err != nil {
+			t.Fatal(err)
+		}
+		if cs.Global && len(cs.IDs) >= 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no global change with the new items within 3s: %+v", cs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if cs.Reload {
+		t.Fatal("Reload set for an ordinary change")
+	}
+	for i := range 10 {
+		if id := "i" + strconv.Itoa(3000+i); !slices.Contains(cs.IDs, id) {
+			t.Fatalf("new item %s not in the change set %v", id, cs.IDs)
+		}
+	}
+	if err := matchesStore(t, x, store, ms, []string{"u1", "u2", "u19"}); err != nil {
+		t.Fatalf("after the global recompute: %v", err)
+	}
+	if cs, _ := x.ItemChanges("mf", cs.Now); cs.Reload {
+		t.Fatalf("an up-to-date follower told to reload: %+v", cs)
 	}
 }
