@@ -24,6 +24,9 @@ type modelLists struct {
 	usersSince int64  // version of "<model>:users" polled up to
 	itemsSince uint64 // index version whose item changes are applied
 
+	globalDirty bool      // a global row was applied since the last sweep
+	lastSweep   time.Time // when the last sweep queued every user
+
 	queue  refreshQueue
 	queued map[string]int // user → index in queue
 }

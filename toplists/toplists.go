@@ -27,9 +27,18 @@
 //   - a listed item that fell below the old K-th entry queues the user for a full refresh
 //     (its replacement may be any item).
 //
-// Lists that no item change touches are neither recomputed nor rewritten. A new global row
-// (ranking applies it at most every GlobalRefresh) changes every item vector: every user is
-// queued for a full refresh, under the same budget.
+// Lists that no item change touches are neither recomputed nor rewritten. The Materializer
+// wakes at every publication of the index (ranking.Index.Updated), so a changed item is
+// scored within one index sync, not a PollInterval later.
+//
+// A new global row (ranking applies it at most every GlobalRefresh) changes every item
+// vector a little (VBPR's E at every flush of the updater): the items that changed or
+// arrived with it are still scored at once as above, against the lists as they stand, and
+// the drift of the others is caught by a sweep: at most once per GlobalSweep, every user is
+// queued for a full refresh, the due times spread evenly over GlobalSweep, under the same
+// budget (a user's own activity still refreshes it at once). Re-queueing every user at every
+// global change would keep the budget busy forever under VBPR and delay everything else.
+// A reload of the index (changes unknown) queues every user at once.
 //
 // A list is written with one MULTI/EXEC (DEL, ZADD, and the write time in the model's
 // freshness hash), so a reader sees the previous list or the new one, never a mix.
@@ -68,8 +77,13 @@ type Options struct {
 	Debounce time.Duration
 	// RefreshesPerSecond is the budget of full refreshes, all models together (default 500).
 	RefreshesPerSecond int
-	// PollInterval is how often user and item changes are polled (default 50 ms).
+	// PollInterval is how often user changes and the refresh queue are polled (default
+	// 50 ms); item changes are also followed at every publication of the index.
 	PollInterval time.Duration
+	// GlobalSweep is the least time between two sweeps (full refreshes of every user,
+	// spread over GlobalSweep) after the model's global row changed (default 1 min): the
+	// bound, beyond a sweep's own length, on how long a list's scores lag a global drift.
+	GlobalSweep time.Duration
 	// IncludeSeen keeps the items a user has interacted with in the lists (default: they
 	// are left out, like ranking.RecOptions.ExcludeSeen).
 	IncludeSeen bool
@@ -84,7 +98,7 @@ type Options struct {
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
 	return Options{Namespace: "visrec", K: 50, Debounce: time.Second, RefreshesPerSecond: 500,
-		PollInterval: 50 * time.Millisecond, Logger: zap.NewNop()}
+		PollInterval: 50 * time.Millisecond, GlobalSweep: time.Minute, Logger: zap.NewNop()}
 }
 
 // ListKey returns the key of the list of user for model in namespace ns.
@@ -100,6 +114,7 @@ type Stats struct {
 	Queued      int   // users waiting for a full refresh
 	Refreshes   int64 // full refreshes
 	Incremental int64 // lists changed by scoring changed items only
+	Sweeps      int64 // sweeps after a global row changed
 	Writes      int64 // lists written to Redis
 	ItemBatches int64 // batches of changed items scored against the users
 }
@@ -145,6 +160,9 @@ func New(client redis.UniversalClient, store featurestore.Store, index *ranking.
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = def.PollInterval
+	}
+	if opts.GlobalSweep <= 0 {
+		opts.GlobalSweep = def.GlobalSweep
 	}
 	if opts.Logger == nil {
 		opts.Logger = def.Logger
@@ -195,7 +213,8 @@ func (m *Materializer) snapshotStats() Stats {
 }
 
 // Run waits for the index to be ready, queues every stored user (unless NoBackfill), then
-// polls and refreshes until ctx is done, and returns ctx's error then. Errors of a poll or a
+// polls (every PollInterval and at every publication of the index) and refreshes until ctx
+// is done, and returns ctx's error then. Errors of a poll or a
 // write are logged and retried; the work they concern stays queued.
 func (m *Materializer) Run(ctx context.Context) error {
 	for !m.index.Ready() {
@@ -216,6 +235,7 @@ func (m *Materializer) Run(ctx context.Context) error {
 	t := time.NewTicker(m.opts.PollInterval)
 	defer t.Stop()
 	for {
+		updated := m.index.Updated() // taken before the step: no publication is missed
 		if err := m.step(ctx); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -226,6 +246,7 @@ func (m *Materializer) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
+		case <-updated:
 		case c := <-m.stats:
 			c <- m.snapshotStats()
 		}
@@ -239,11 +260,11 @@ func (m *Materializer) start(ctx context.Context, ml *modelLists) error {
 		return err
 	}
 	ml.usersSince = v
-	_, _, now, err := m.index.ItemChanges(ml.name, math.MaxUint64)
+	cs, err := m.index.ItemChanges(ml.name, math.MaxUint64)
 	if err != nil {
 		return err
 	}
-	ml.itemsSince = now
+	ml.itemsSince = cs.Now
 	if m.opts.NoBackfill {
 		return nil
 	}
@@ -270,6 +291,9 @@ func (m *Materializer) step(ctx context.Context) error {
 		ml.usersSince = v
 		if err := m.items(ctx, ml); err != nil {
 			return err
+		}
+		if ml.globalDirty && now.Sub(ml.lastSweep) >= m.opts.GlobalSweep {
+			m.sweep(ml, now)
 		}
 	}
 	// Due refreshes, oldest due first across models, while the budget lasts; up to
@@ -394,13 +418,31 @@ func (m *Materializer) write(ctx context.Context, ws []*pendingWrite) error {
 	return err
 }
 
-// items scores the items whose vectors changed against every listed user.
+// sweep queues every listed user of ml for a full refresh after a global change, the due
+// times spread evenly over GlobalSweep (a user queued earlier keeps its place). The lists
+// stay live meanwhile: item changes are still scored against them.
+func (m *Materializer) sweep(ml *modelLists, now time.Time) {
+	ml.globalDirty, ml.lastSweep = false, now
+	if len(ml.ids) == 0 {
+		return
+	}
+	step := m.opts.GlobalSweep / time.Duration(len(ml.ids))
+	for slot, u := range ml.ids {
+		ml.schedule(u, now, now.Add(time.Duration(slot)*step))
+	}
+	m.st.Sweeps++
+}
+
+// items scores the items whose own vectors changed (new items included) against every
+// listed user, also when a new global row came with them (which only marks the model for
+// the next sweep); a reload of the index queues every user.
 func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
-	ids, all, now, err := m.index.ItemChanges(ml.name, ml.itemsSince)
+	cs, err := m.index.ItemChanges(ml.name, ml.itemsSince)
 	if err != nil {
 		return err
 	}
-	if all {
+	now, ids := cs.Now, cs.IDs
+	if cs.Reload {
 		t := time.Now()
 		for slot, u := range ml.ids {
 			ml.stale[slot] = true
@@ -408,6 +450,9 @@ func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
 		}
 		ml.itemsSince = now
 		return nil
+	}
+	if cs.Global {
+		ml.globalDirty = true
 	}
 	if len(ids) == 0 {
 		ml.itemsSince = now
