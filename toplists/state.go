@@ -18,7 +18,6 @@ type modelLists struct {
 	ids         []string
 	ublocks     [][]float32 // user vectors, column-major blocks of ranking.BlockRows users (slot/BlockRows)
 	lists       [][]entry
-	stale       []bool // a full refresh is queued; item changes skip the user
 	lastRefresh []time.Time
 
 	usersSince int64  // version of "<model>:users" polled up to
@@ -46,12 +45,10 @@ func (ml *modelLists) set(user string, uv []float32, list []entry) int {
 			ml.ublocks = append(ml.ublocks, make([]float32, ml.dim*ranking.BlockRows))
 		}
 		ml.lists = append(ml.lists, nil)
-		ml.stale = append(ml.stale, false)
 		ml.lastRefresh = append(ml.lastRefresh, time.Time{})
 	}
 	ranking.PutRow(ml.ublocks[slot/ranking.BlockRows], slot%ranking.BlockRows, uv[:ml.dim])
 	ml.lists[slot] = list
-	ml.stale[slot] = false
 	return slot
 }
 

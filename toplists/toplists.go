@@ -25,7 +25,8 @@
 //   - a listed item whose score changed but still ranks at or above the old K-th entry
 //     keeps its place (re-sorted);
 //   - a listed item that fell below the old K-th entry queues the user for a full refresh
-//     (its replacement may be any item).
+//     (its replacement may be any item); until it runs, the best known list (the new
+//     scores and the entering items) is written, so that items keep entering it at once.
 //
 // Lists that no item change touches are neither recomputed nor rewritten. The Materializer
 // wakes at every publication of the index (ranking.Index.Updated), so a changed item is
@@ -407,9 +408,6 @@ func (m *Materializer) write(ctx context.Context, ws []*pendingWrite) error {
 		for _, w := range ws {
 			for _, ml := range m.ms {
 				if ml.name == w.model {
-					if slot, ok := ml.slots[w.user]; ok {
-						ml.stale[slot] = true
-					}
 					ml.schedule(w.user, w.since, t.Add(m.opts.PollInterval))
 				}
 			}
@@ -444,8 +442,7 @@ func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
 	now, ids := cs.Now, cs.IDs
 	if cs.Reload {
 		t := time.Now()
-		for slot, u := range ml.ids {
-			ml.stale[slot] = true
+		for _, u := range ml.ids {
 			ml.schedule(u, t, t)
 		}
 		ml.itemsSince = now
@@ -470,9 +467,10 @@ func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
 	for _, c := range changed {
 		u := ml.ids[c.slot]
 		if c.refresh {
-			ml.stale[c.slot] = true
+			// A listed item fell below the old K-th: its replacement may be any item, so a
+			// full refresh is queued; meanwhile the best known list (new scores, entering
+			// items) is written, so that a new item does not wait for the queue.
 			ml.schedule(u, t, t)
-			continue
 		}
 		list := c.list
 		if len(c.entering) > 0 {
@@ -480,7 +478,6 @@ func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
 				seen, err := m.store.SetMembers(ctx, m.seen, u)
 				if err != nil { // leave the list to a full refresh, which reads the set again
 					m.opts.Logger.Warn("toplists: read seen items", zap.String("user", u), zap.Error(err))
-					ml.stale[c.slot] = true
 					ml.schedule(u, t, t.Add(m.opts.PollInterval))
 					continue
 				}
@@ -572,7 +569,8 @@ func sortEntries(l []entry) {
 
 // scoreItems scores the changed items against every listed user and returns the users
 // whose lists change, with the new list (re-sorted scores of listed items) and the entering
-// items, or refresh when a listed item fell below the old K-th entry. The users' vectors
+// items, and refresh when a listed item fell below the old K-th entry (the list is then the
+// best known one, not necessarily exact). The users' vectors
 // are column-major blocks, scored against each item with ranking's kernel.
 func (ml *modelLists) scoreItems(ids []string, vecs [][]float32, pos []int, k int) []listChange {
 	const br = ranking.BlockRows
@@ -620,9 +618,6 @@ func (ml *modelLists) scoreItems(ids []string, vecs [][]float32, pos []int, k in
 		// the old K-th entry.
 		for r := range rows {
 			slot := lo + r
-			if ml.stale[slot] {
-				continue // a full refresh is queued: it will read every item anyway
-			}
 			old := ml.lists[slot]
 			for i, e := range old {
 				if !isChanged(e.pos) {
@@ -636,7 +631,6 @@ func (ml *modelLists) scoreItems(ids []string, vecs [][]float32, pos []int, k in
 				c := get(slot)
 				if len(old) >= k && better(old[k-1], ne) { // fell below the old K-th: its replacement may be any item
 					c.refresh = true
-					break
 				}
 				c.list[i] = ne
 			}
@@ -649,9 +643,6 @@ func (ml *modelLists) scoreItems(ids []string, vecs [][]float32, pos []int, k in
 					continue
 				}
 				slot := lo + r
-				if ml.stale[slot] {
-					continue
-				}
 				old := ml.lists[slot]
 				e := entry{item: ids[c], pos: int32(p), score: s}
 				if len(old) >= k && !better(e, old[k-1]) {
@@ -661,16 +652,12 @@ func (ml *modelLists) scoreItems(ids []string, vecs [][]float32, pos []int, k in
 					continue
 				}
 				lc := get(slot)
-				if !lc.refresh {
-					lc.entering = append(lc.entering, e)
-				}
+				lc.entering = append(lc.entering, e)
 			}
 		}
 		for r := range rows {
 			if c, ok := changes[lo+r]; ok {
-				if !c.refresh {
-					sortEntries(c.list)
-				}
+				sortEntries(c.list)
 				out = append(out, *c)
 			}
 		}
