@@ -64,7 +64,7 @@ func (o OnlineVBPROptions) Validate() error {
 //	    + RegVisual/2·(‖E‖² + ‖β'‖²)
 //
 // with w = ex.Weight and every gradient taken at the old values. E and β' are updated by
-// every step (no staleness; see visual.go): the step costs two passes over the
+// every step (no staleness; see visual.go): the step costs four passes over the
 // (K'+1)×F values of [E; β'] on top of BPR's O(K). Step returns w·(−ln σ(x)) before the
 // step.
 //
