@@ -77,7 +77,7 @@ func runEval(ctx context.Context, log *zap.Logger, args []string) error {
 		}
 	}
 
-	// Batch models (wmf, vbpr, neumf) train on the split at once; the others learn online and
+	// Batch models (batchModels: wmf, vbpr, neumf, ...) train on the split at once; the others learn online and
 	// train through the updater.
 	var batch, online []string
 	for _, n := range mf.labels() {

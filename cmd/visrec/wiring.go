@@ -40,7 +40,7 @@ type modelFlags struct {
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&m.names, "models", "bpr", "comma-separated models: bpr, mf (explicit ratings), pmf (explicit, no biases), mf-implicit, and the online visual models vbpr (visrec update; vbpr-online in eval), vmf (explicit ratings) and deepstyle, which read item image features; visrec eval and retrain also take the batch models wmf (ALS, --epochs iterations), vbpr (batch VBPR, needs item features), neumf, multvae and bivae")
+	fs.StringVar(&m.names, "models", "bpr", "comma-separated models: bpr, mf (explicit ratings), pmf (explicit, no biases), mf-implicit, and the online visual models vbpr (visrec update; vbpr-online in eval), vmf (explicit ratings) and deepstyle, which read item image features; visrec eval and retrain also take the batch models wmf (ALS, --epochs iterations), vbpr (batch VBPR, needs item features), neumf, multvae, bivae, pmf-als and mf-als (explicit ratings, ALS)")
 	fs.IntVar(&m.factors, "factors", 64, "latent factors K")
 	fs.IntVar(&m.negatives, "negatives", updater.DefaultOptions().Negatives, "sampled negatives (steps) per positive event for bpr and mf-implicit")
 	fs.Float64Var(&m.lr, "lr", 0, "learning rate (0: each model's default)")
