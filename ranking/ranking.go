@@ -399,6 +399,37 @@ func (x *Index) UserVector(ctx context.Context, model, user string) ([]float32, 
 	return x.userVector(ctx, s, mi, user)
 }
 
+// UserVectors is UserVector for many users with one read per 10,000 of them: nil for a
+// user without a row.
+func (x *Index) UserVectors(ctx context.Context, model string, users []string) ([][]float32, error) {
+	s, mi, err := x.ready(model)
+	if err != nil {
+		return nil, err
+	}
+	m := x.ms[mi]
+	out := make([][]float32, 0, len(users))
+	for lo := 0; lo < len(users); lo += readChunk {
+		chunk := users[lo:min(lo+readChunk, len(users))]
+		rows, err := x.store.Vectors(ctx, m.Name()+":users", chunk)
+		if err != nil {
+			return nil, fmt.Errorf("ranking: read %d users: %w", len(chunk), err)
+		}
+		for i, row := range rows {
+			if row == nil {
+				out = append(out, nil)
+				continue
+			}
+			if len(row) != m.UserDim() {
+				return nil, fmt.Errorf("ranking: user %q of %s has width %d, model wants %d", users[lo+i], m.Name(), len(row), m.UserDim())
+			}
+			uv := make([]float32, m.ServeDim())
+			m.UserVector(uv, row, s.models[mi].global)
+			out = append(out, uv)
+		}
+	}
+	return out, nil
+}
+
 // RecommendVector is Recommend for a user vector (from UserVector): the best k items, best
 // first, leaving out the ids in exclude (ids not in the catalog are ignored).
 func (x *Index) RecommendVector(model string, uv []float32, k int, exclude []string) ([]Scored, error) {

@@ -18,21 +18,43 @@ type modelLists struct {
 	ids         []string
 	ublocks     [][]float32 // user vectors, column-major blocks of ranking.BlockRows users (slot/BlockRows)
 	lists       [][]entry
+	seen        []map[string]bool // the user's seen items, cached (nil: unknown; dropped when the user's row changes)
 	lastRefresh []time.Time
 
 	usersSince int64  // version of "<model>:users" polled up to
 	itemsSince uint64 // index version whose item changes are applied
 
-	globalDirty bool      // a global row was applied since the last sweep
-	lastSweep   time.Time // when the last sweep queued every user
+	globalDirty bool              // a global row was applied since the last sweep
+	lazy        []lazyMark        // lists whose scores alone changed, unwritten, oldest first
+	lazySet     map[int]time.Time // slot → its mark in lazy (the live one)
+	lastSweep   time.Time         // when the last sweep queued every user
 
 	queue  refreshQueue
 	queued map[string]int // user → index in queue
 }
 
 func newModelLists(name string, dim int) *modelLists {
-	return &modelLists{name: name, dim: dim, slots: make(map[string]int), queued: make(map[string]int)}
+	return &modelLists{name: name, dim: dim, slots: make(map[string]int), queued: make(map[string]int),
+		lazySet: make(map[int]time.Time)}
 }
+
+type lazyMark struct {
+	slot  int
+	since time.Time
+}
+
+// markLazy records that slot's list changed in its scores alone at t (a list already
+// marked keeps its earlier mark).
+func (ml *modelLists) markLazy(slot int, t time.Time) {
+	if _, ok := ml.lazySet[slot]; ok {
+		return
+	}
+	ml.lazySet[slot] = t
+	ml.lazy = append(ml.lazy, lazyMark{slot, t})
+}
+
+// unmarkLazy forgets slot's mark: its list is being written in full.
+func (ml *modelLists) unmarkLazy(slot int) { delete(ml.lazySet, slot) }
 
 // set stores user's vector and list and returns its slot.
 func (ml *modelLists) set(user string, uv []float32, list []entry) int {
@@ -45,6 +67,7 @@ func (ml *modelLists) set(user string, uv []float32, list []entry) int {
 			ml.ublocks = append(ml.ublocks, make([]float32, ml.dim*ranking.BlockRows))
 		}
 		ml.lists = append(ml.lists, nil)
+		ml.seen = append(ml.seen, nil)
 		ml.lastRefresh = append(ml.lastRefresh, time.Time{})
 	}
 	ranking.PutRow(ml.ublocks[slot/ranking.BlockRows], slot%ranking.BlockRows, uv[:ml.dim])

@@ -288,6 +288,12 @@ func (m *Materializer) step(ctx context.Context) error {
 		}
 		for _, id := range ids {
 			ml.schedule(id, now, ml.notBefore(id, m.opts.Debounce, now))
+			if slot, ok := ml.slots[id]; ok {
+				ml.seen[slot] = nil // the flush that changed the row may have added seen items
+			}
+		}
+		if err := m.rescoreUsers(ctx, ml, ids, now); err != nil {
+			return err
 		}
 		ml.usersSince = v
 		if err := m.items(ctx, ml); err != nil {
@@ -340,6 +346,9 @@ func (m *Materializer) step(ctx context.Context) error {
 			}
 		}
 	}
+	for _, ml := range m.ms {
+		writes = append(writes, m.lazyWrites(ml, now)...)
+	}
 	m.met.queued.Set(float64(m.snapshotStats().Queued))
 	return cmp.Or(m.write(ctx, writes), firstErr)
 }
@@ -353,7 +362,8 @@ type refreshJob struct {
 	q       queued
 	uv      []float32
 	list    []entry
-	unknown bool // the user has no row
+	seen    map[string]bool // the user's seen items as read for the ranking (nil with IncludeSeen)
+	unknown bool            // the user has no row
 	err     error
 }
 
@@ -380,6 +390,10 @@ func (m *Materializer) compute(ctx context.Context, j *refreshJob) {
 		j.err = err
 		return
 	}
+	j.seen = make(map[string]bool, len(exclude))
+	for _, it := range exclude {
+		j.seen[it] = true
+	}
 	j.uv, j.list = uv, make([]entry, len(top))
 	for i, s := range top {
 		info, _ := m.index.Item(s.Item)
@@ -393,6 +407,8 @@ func (m *Materializer) apply(j *refreshJob) *pendingWrite {
 		return nil
 	}
 	slot := j.ml.set(j.q.user, j.uv, j.list)
+	j.ml.seen[slot] = j.seen
+	j.ml.unmarkLazy(slot)
 	j.ml.lastRefresh[slot] = time.Now()
 	m.st.Refreshes++
 	m.met.refreshes.WithLabelValues(j.ml.name).Inc()
@@ -414,6 +430,61 @@ func (m *Materializer) write(ctx context.Context, ws []*pendingWrite) error {
 		}
 	}
 	return err
+}
+
+// rescoreUsers takes the new vectors of the listed users among ids (whose rows changed)
+// and rescores their listed items with them at once (K dot products each), so that item
+// changes are scored against the users' current vectors while their full refreshes wait
+// for Debounce and the budget. A list whose order changed is written at once, one whose
+// scores alone moved within Debounce (like item drift).
+func (m *Materializer) rescoreUsers(ctx context.Context, ml *modelLists, ids []string, now time.Time) error {
+	var users []string
+	for _, id := range ids {
+		if _, ok := ml.slots[id]; ok {
+			users = append(users, id)
+		}
+	}
+	if len(users) == 0 {
+		return nil
+	}
+	uvs, err := m.index.UserVectors(ctx, ml.name, users)
+	if err != nil {
+		return err
+	}
+	var writes []*pendingWrite
+	for i, u := range users {
+		uv, slot := uvs[i], ml.slots[u]
+		old := ml.lists[slot]
+		if uv == nil || len(old) == 0 {
+			continue
+		}
+		items := make([]string, len(old))
+		for j, e := range old {
+			items[j] = e.item
+		}
+		vecs, _, err := m.index.ItemVectors(ml.name, items)
+		if err != nil {
+			return err
+		}
+		ranking.PutRow(ml.ublocks[slot/ranking.BlockRows], slot%ranking.BlockRows, uv[:ml.dim])
+		list := make([]entry, len(old))
+		for j, e := range old {
+			var sc float32
+			for k, x := range vecs[j] {
+				sc += uv[k] * x
+			}
+			list[j] = entry{item: e.item, pos: e.pos, score: sc}
+		}
+		sortEntries(list)
+		ml.lists[slot] = list
+		if sameItems(list, old) {
+			ml.markLazy(slot, now)
+			continue
+		}
+		ml.unmarkLazy(slot)
+		writes = append(writes, &pendingWrite{model: ml.name, user: u, list: list, since: now})
+	}
+	return m.write(ctx, writes)
 }
 
 // sweep queues every listed user of ml for a full refresh after a global change, the due
@@ -462,8 +533,9 @@ func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
 	m.st.ItemBatches++
 	changed := ml.scoreItems(ids, vecs, pos, m.opts.K)
 	ml.itemsSince = now
-	var writes []*pendingWrite
 	t := time.Now()
+	seen := m.readSeen(ctx, ml, changed)
+	var writes []*pendingWrite
 	for _, c := range changed {
 		u := ml.ids[c.slot]
 		if c.refresh {
@@ -475,30 +547,117 @@ func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
 		list := c.list
 		if len(c.entering) > 0 {
 			if !m.opts.IncludeSeen {
-				seen, err := m.store.SetMembers(ctx, m.seen, u)
-				if err != nil { // leave the list to a full refresh, which reads the set again
-					m.opts.Logger.Warn("toplists: read seen items", zap.String("user", u), zap.Error(err))
+				s, ok := seen[c.slot]
+				if !ok { // leave the list to a full refresh, which reads the set again
 					ml.schedule(u, t, t.Add(m.opts.PollInterval))
 					continue
 				}
-				c.entering = slices.DeleteFunc(c.entering, func(e entry) bool { return slices.Contains(seen, e.item) })
+				c.entering = slices.DeleteFunc(c.entering, func(e entry) bool { return s[e.item] })
 			}
 			list = append(list, c.entering...)
 			sortEntries(list)
 			list = list[:min(len(list), m.opts.K)]
 		}
-		if slices.Equal(list, ml.lists[c.slot]) {
+		old := ml.lists[c.slot]
+		if slices.Equal(list, old) {
 			continue
 		}
 		ml.lists[c.slot] = list
 		m.st.Incremental++
 		m.met.incremental.WithLabelValues(ml.name).Inc()
+		if !c.refresh && sameItems(list, old) {
+			// Only scores moved (the order and the members are as written): written within
+			// Debounce, a bounded number per poll, so that item rows that move at every
+			// flush (VBPR) do not rewrite every list at every flush.
+			ml.markLazy(c.slot, t)
+			continue
+		}
+		ml.unmarkLazy(c.slot)
 		writes = append(writes, &pendingWrite{model: ml.name, user: u, list: list, since: t})
 	}
 	return m.write(ctx, writes)
 }
 
-const writeBatch = 64 // lists per MULTI/EXEC round trip
+// sameItems tells whether a and b list the same items in the same order.
+func sameItems(a, b []entry) bool {
+	return slices.EqualFunc(a, b, func(x, y entry) bool { return x.pos == y.pos })
+}
+
+// seenParallel is how many seen sets are read at once.
+const seenParallel = 16
+
+// readSeen returns the seen sets of the users that have entering items (none with
+// IncludeSeen): from ml's cache, or read seenParallel at a time and cached. A user whose
+// read failed is left out (and logged).
+func (m *Materializer) readSeen(ctx context.Context, ml *modelLists, changed []listChange) map[int]map[string]bool {
+	out := make(map[int]map[string]bool)
+	if m.opts.IncludeSeen {
+		return out
+	}
+	defer func() {
+		for slot, set := range out {
+			ml.seen[slot] = set
+		}
+	}()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, seenParallel)
+	for _, c := range changed {
+		if len(c.entering) == 0 {
+			continue
+		}
+		if set := ml.seen[c.slot]; set != nil {
+			mu.Lock()
+			out[c.slot] = set
+			mu.Unlock()
+			continue
+		}
+		u, slot := ml.ids[c.slot], c.slot
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			members, err := m.store.SetMembers(ctx, m.seen, u)
+			if err != nil {
+				m.opts.Logger.Warn("toplists: read seen items", zap.String("user", u), zap.Error(err))
+				return
+			}
+			set := make(map[string]bool, len(members))
+			for _, it := range members {
+				set[it] = true
+			}
+			mu.Lock()
+			out[slot] = set
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// lazyPerPoll bounds the score-only list writes of one poll.
+const lazyPerPoll = 256
+
+// lazyWrites returns the writes of the lists whose scores alone changed at least Debounce
+// ago, oldest first, at most lazyPerPoll.
+func (m *Materializer) lazyWrites(ml *modelLists, now time.Time) []*pendingWrite {
+	var out []*pendingWrite
+	for len(ml.lazy) > 0 && len(out) < lazyPerPoll {
+		l := ml.lazy[0]
+		if l.since.Add(m.opts.Debounce).After(now) {
+			break
+		}
+		ml.lazy = ml.lazy[1:]
+		if since, ok := ml.lazySet[l.slot]; !ok || !since.Equal(l.since) {
+			continue // written since, or marked again later
+		}
+		delete(ml.lazySet, l.slot)
+		out = append(out, &pendingWrite{model: ml.name, user: ml.ids[l.slot], list: ml.lists[l.slot], since: l.since})
+	}
+	return out
+}
+
+const writeBatch = 256 // lists per MULTI/EXEC round trip
 
 type pendingWrite struct {
 	model, user string
