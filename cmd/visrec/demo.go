@@ -298,7 +298,7 @@ func runDemoWith(ctx context.Context, log *zap.Logger, c demoConfig) (*demoResul
 	defer wg.Wait()
 	defer stopServing()
 	wg.Add(2)
-	go func() { defer wg.Done(); idx.Run(sctx) }() //nolint:errcheck // a failed load shows as never ready
+	go func() { defer wg.Done(); idx.Run(sctx) }()       //nolint:errcheck // a failed load shows as never ready
 	go func() { defer wg.Done(); srv.Serve(sctx, ln) }() //nolint:errcheck // ends with sctx
 	if err := waitUntil(ctx, 30*time.Second, "the serving index's first load", idx.Ready); err != nil {
 		return nil, err
