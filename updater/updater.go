@@ -21,6 +21,17 @@
 // makes the item a candidate at once, and a flush is due ItemFlushInterval after it, so that
 // the new item reaches the store within milliseconds.
 //
+// Rebasing (docs/snapshots.md): a model can lag behind the updater's base offsets after a
+// snapshot of it was installed (snapshots.Install). Its own next offsets are stored as the
+// offsets of the pseudo-topic ModelTopic(topic, model); an event reaches a model only at or
+// past the model's next offset (its own when stored, else the base one), and the updater-wide
+// bookkeeping (catalog counters, seen sets, applied counters, base offsets) only at or past
+// the base next offset. Offset returns the minimum, so a consumer replays what a lagging
+// model misses. Every flush also fences on each model's epoch (EpochTopic): an installation
+// moves it, so an updater whose cached rows predate the installation fails with
+// featurestore.ErrFenced and must Load. An odd epoch means an installation in progress: the
+// model is frozen (no step, no row written) until the installation ends.
+//
 // Besides the models' rows, each flush records the catalog, item embeddings, per-item event
 // counts and, per user, the items they interacted with (set family SetSeen), which serving
 // and the materialized top-K lists exclude from recommendations.
@@ -108,6 +119,9 @@ type Observer interface {
 
 type modelState struct {
 	m      models.Online
+	epoch  int64                  // stored epoch (featurestore.NoOffset: none yet)
+	frozen bool                   // odd epoch: an installation is in progress
+	parts  map[partKey]*modelPart // the model's own offsets, where stored
 	users  *table
 	items  *table
 	global *table // one row, globalRowID; nil when GlobalDim is 0
@@ -121,6 +135,12 @@ type seenPair struct{ user, item string }
 type partKey struct {
 	topic     string
 	partition int
+}
+
+// modelPart is a model's own offset on a partition (ModelTopic).
+type modelPart struct {
+	stored int64 // offset in the store
+	next   int64 // offset after the last event applied to the model
 }
 
 type partState struct {
@@ -163,6 +183,14 @@ type Updater struct {
 	missingSet map[string]struct{}
 }
 
+// ModelTopic is the pseudo-topic under which model's own next offsets on topic are stored
+// when it lags behind the base offsets (after a snapshot installation).
+func ModelTopic(topic, model string) string { return topic + "#" + model }
+
+// EpochTopic is the pseudo-topic whose partition 0 holds model's epoch: every flush fences
+// on it, and an installation moves it (odd while it runs, even after).
+func EpochTopic(model string) string { return "epoch#" + model }
+
 // ErrUnknownModel is returned when a model name is not served by the updater.
 var ErrUnknownModel = errors.New("updater: unknown model")
 
@@ -202,6 +230,8 @@ func New(store featurestore.Store, opts Options, ms ...models.Online) (*Updater,
 		}
 		st := &modelState{
 			m:     m,
+			epoch: featurestore.NoOffset,
+			parts: make(map[partKey]*modelPart),
 			users: newTable(m.Name()+":users", m.UserDim(), false),
 			items: newTable(m.Name()+":items", m.ItemDim(), true),
 		}
@@ -277,6 +307,47 @@ func (u *Updater) Load(ctx context.Context, topics ...string) error {
 		}
 		for p, o := range offs {
 			u.parts[partKey{topic, p}] = &partState{stored: o, next: o}
+		}
+	}
+	return u.loadModelOffsets(ctx, topics)
+}
+
+// loadModelOffsets reads every model's epoch and own offsets.
+func (u *Updater) loadModelOffsets(ctx context.Context, topics []string) error {
+	for _, st := range u.models {
+		name := st.m.Name()
+		ep, err := u.store.Offsets(ctx, EpochTopic(name))
+		if err != nil {
+			return fmt.Errorf("updater: load epoch of %s: %w", name, err)
+		}
+		e, ok := ep[0]
+		if !ok {
+			// Epoch 0 is written here, not at a flush, so that updaters that load together
+			// agree on it; one that loses the race (or an installation) reads the winner's.
+			tx := u.store.Begin()
+			tx.SetOffset(EpochTopic(name), 0, featurestore.NoOffset, 0)
+			_, err := tx.Commit(ctx)
+			if err != nil && !errors.Is(err, featurestore.ErrFenced) {
+				return fmt.Errorf("updater: initialise epoch of %s: %w", name, err)
+			}
+			if ep, err = u.store.Offsets(ctx, EpochTopic(name)); err != nil {
+				return fmt.Errorf("updater: load epoch of %s: %w", name, err)
+			}
+			if e, ok = ep[0]; !ok {
+				return fmt.Errorf("updater: epoch of %s vanished", name)
+			}
+		}
+		st.epoch = e
+		st.frozen = st.epoch >= 0 && st.epoch%2 == 1
+		clear(st.parts)
+		for _, topic := range topics {
+			offs, err := u.store.Offsets(ctx, ModelTopic(topic, name))
+			if err != nil {
+				return fmt.Errorf("updater: load offsets of %s for %s: %w", topic, name, err)
+			}
+			for p, o := range offs {
+				st.parts[partKey{topic, p}] = &modelPart{stored: o, next: o}
+			}
 		}
 	}
 	return nil
@@ -368,13 +439,43 @@ func (u *Updater) features(i int32) []float32 {
 	return u.feats[off : off+u.featDim : off+u.featDim]
 }
 
-// Offset returns the offset to resume topic/partition from: the stored one, or
-// featurestore.NoOffset when the store has none.
+// Offset returns the offset to resume topic/partition from: the lowest of the base offset
+// and the own offsets of the models that lag behind it (not frozen ones), or
+// featurestore.NoOffset when nothing was consumed.
 func (u *Updater) Offset(topic string, partition int) int64 {
-	if p, ok := u.parts[partKey{topic, partition}]; ok {
-		return p.next
+	k := partKey{topic, partition}
+	off := featurestore.NoOffset
+	if p, ok := u.parts[k]; ok {
+		off = p.next
 	}
-	return featurestore.NoOffset
+	for _, st := range u.models {
+		if mp, ok := st.parts[k]; ok && !st.frozen && mp.next < off {
+			off = mp.next
+		}
+	}
+	return off
+}
+
+// applies tells whether the event at pos reaches st; baseNew is whether it is at or past the
+// base next offset.
+func (u *Updater) applies(st *modelState, pos Position, baseNew bool) bool {
+	if st.frozen {
+		return false
+	}
+	if mp, ok := st.parts[partKey{pos.Topic, pos.Partition}]; ok {
+		return pos.Offset >= mp.next
+	}
+	return baseNew
+}
+
+// advanceModels moves the own offsets of the models that the event at pos reached past it.
+func (u *Updater) advanceModels(pos Position) {
+	k := partKey{pos.Topic, pos.Partition}
+	for _, st := range u.models {
+		if mp, ok := st.parts[k]; ok && !st.frozen && pos.Offset >= mp.next {
+			mp.next = pos.Offset + 1
+		}
+	}
 }
 
 func (u *Updater) part(pos Position) *partState {
@@ -452,14 +553,24 @@ func fnv64(s string, h uint64) uint64 {
 // Apply learns from one validated interaction at pos. It returns an error only when the
 // store cannot be read; the event then counts as not applied.
 func (u *Updater) Apply(ctx context.Context, e *events.Interaction, pos Position) error {
+	p := u.part(pos)
+	baseNew := pos.Offset >= p.next
+	reaches := baseNew
 	for _, st := range u.models {
+		if !u.applies(st, pos, baseNew) {
+			continue
+		}
+		reaches = true
 		if st.users.row(e.User) == nil {
 			if err := u.fetchUsers(ctx, st, []string{e.User}); err != nil {
 				return err
 			}
 		}
 	}
-	if u.observer != nil {
+	if !reaches {
+		return nil // every model and the bookkeeping have it already
+	}
+	if u.observer != nil && baseNew {
 		u.observer.Observe(u, e)
 	}
 	item := u.ensureItem(e.Item)
@@ -469,6 +580,9 @@ func (u *Updater) Apply(ctx context.Context, e *events.Interaction, pos Position
 		weight *= e.Value
 	}
 	for _, st := range u.models {
+		if !u.applies(st, pos, baseNew) {
+			continue
+		}
 		ui := st.users.index[e.User]
 		ex := &st.ex
 		ex.User = st.users.at(ui)
@@ -511,11 +625,13 @@ func (u *Updater) Apply(ctx context.Context, e *events.Interaction, pos Position
 		st.m.Step(ex)
 		st.users.markDirty(ui)
 	}
-	u.itemCounts[e.Item]++
-	u.seen = append(u.seen, seenPair{e.User, e.Item})
-	p := u.part(pos)
-	p.next = pos.Offset + 1
-	p.applied++
+	u.advanceModels(pos)
+	if baseNew {
+		u.itemCounts[e.Item]++
+		u.seen = append(u.seen, seenPair{e.User, e.Item})
+		p.next = pos.Offset + 1
+		p.applied++
+	}
 	u.noteUnflushed()
 	return nil
 }
@@ -572,17 +688,23 @@ func (u *Updater) ApplyItem(it *events.Item, pos Position) error {
 			return err
 		}
 	}
+	// The catalog and the features are idempotent; model rows (metadata) and the base
+	// bookkeeping follow the same offset rule as interactions.
+	baseNew := pos.Offset >= u.part(pos).next
 	i := u.ensureItem(it.Item)
 	if u.featDim > 0 {
 		u.setFeatures(i, it.Embedding)
 	}
 	for _, st := range u.models {
-		if st.meta != nil {
+		if st.meta != nil && u.applies(st, pos, baseNew) {
 			st.meta.SetItemMetadata(st.items.at(i), it.Metadata)
 		}
 	}
-	u.embeddings[it.Item] = append([]float32(nil), it.Embedding...)
 	u.Skip(pos)
+	if !baseNew {
+		return nil
+	}
+	u.embeddings[it.Item] = append([]float32(nil), it.Embedding...)
 	if !u.itemPending {
 		u.itemPending, u.firstItem = true, time.Now()
 	}
@@ -592,9 +714,11 @@ func (u *Updater) ApplyItem(it *events.Item, pos Position) error {
 // Skip advances pos's partition past an event that changes no parameter (a dead-lettered
 // message), so that its offset is committed with the next flush.
 func (u *Updater) Skip(pos Position) {
-	p := u.part(pos)
-	p.next = pos.Offset + 1
-	p.applied++
+	u.advanceModels(pos)
+	if p := u.part(pos); pos.Offset >= p.next {
+		p.next = pos.Offset + 1
+		p.applied++
+	}
 	u.noteUnflushed()
 }
 
@@ -666,6 +790,20 @@ func (u *Updater) StartFlush() *PendingFlush {
 	u.restored = false
 	f := &PendingFlush{tx: u.store.Begin(), events: u.unflushed}
 	for _, st := range u.models {
+		u.fenceModel(f.tx, st)
+		if st.frozen {
+			// An installation owns the model's rows: write none, and forget cached changes
+			// (a Load follows the installation's end anyway).
+			st.users.clean()
+			for _, t := range []*table{st.items, st.global} {
+				if t != nil {
+					for i := range t.ids {
+						t.rebase(int32(i), t.at(int32(i)))
+					}
+				}
+			}
+			continue
+		}
 		if st.users.nDirty > 0 {
 			for i, d := range st.users.dirty {
 				if d {
@@ -714,11 +852,32 @@ func (u *Updater) StartFlush() *PendingFlush {
 		f.tx.SetOffset(k.topic, k.partition, p.stored, p.next)
 		p.stored, p.applied = p.next, 0
 	}
+	for _, st := range u.models {
+		for k, mp := range st.parts {
+			if mp.next != mp.stored {
+				f.tx.SetOffset(ModelTopic(k.topic, st.m.Name()), k.partition, mp.stored, mp.next)
+				mp.stored = mp.next
+			}
+		}
+	}
 	u.catalogNew = 0
 	clear(u.embeddings)
 	clear(u.itemCounts)
 	u.unflushed, u.itemPending = 0, false
 	return f
+}
+
+// fenceModel adds st's epoch check to tx: the commit fails with featurestore.ErrFenced if an
+// installation moved the epoch since Load. An updater that never loaded (epoch unknown)
+// initialises it to 0, fenced like any other write.
+func (u *Updater) fenceModel(tx featurestore.Tx, st *modelState) {
+	name := EpochTopic(st.m.Name())
+	if st.epoch == featurestore.NoOffset {
+		tx.SetOffset(name, 0, featurestore.NoOffset, 0)
+		st.epoch = 0
+		return
+	}
+	tx.SetOffset(name, 0, st.epoch, st.epoch)
 }
 
 // FinishFlush completes f on the Updater's goroutine; err is what f.Commit returned. After
@@ -835,7 +994,11 @@ func (u *Updater) Snapshot(model string) (models.Snapshot, error) {
 	}
 	slices.SortFunc(snap.Tables, func(a, b models.Table) int { return strings.Compare(a.Name, b.Name) })
 	for k, p := range u.parts {
-		snap.Meta[fmt.Sprintf("offset:%s:%d", k.topic, k.partition)] = strconv.FormatInt(p.next, 10)
+		next := p.next
+		if mp, ok := st.parts[k]; ok {
+			next = mp.next // a lagging model covers less than the base
+		}
+		snap.Meta[fmt.Sprintf("offset:%s:%d", k.topic, k.partition)] = strconv.FormatInt(next, 10)
 	}
 	return snap, nil
 }
