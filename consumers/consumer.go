@@ -206,8 +206,13 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) err
 	err := <-done
 	switch {
 	case errors.Is(err, featurestore.ErrFenced):
+		// Another updater moved a partition's offset, or a snapshot installation moved a
+		// model's epoch (updater.EpochTopic). process has returned, which ends the
+		// generation (kafka-go ends it when any function it started returns): Run joins the
+		// next one, which Loads the updater again and seeks every assigned partition to
+		// updater.Offset, the lowest of the base and lagging models' offsets.
 		c.metrics.Fenced.Inc()
-		c.log.Warn("fenced: another updater moved a partition's offset; reloading", zap.Error(err))
+		c.log.Warn("fenced: a partition's offset or a model's epoch moved; rejoining to reload", zap.Error(err))
 		return nil
 	case err != nil && ctx.Err() == nil:
 		return err
