@@ -7,6 +7,7 @@
 --     'o' partition, prev, next   SetOffset (prev '-1': no stored offset)
 --     's' id, float32 LE blob     SetVector
 --     'a' id, float64 LE blob     AddVector
+--     'd' id                      DeleteVector
 --     'c' id, n                   IncrCounter
 --     'l' id                      AppendCatalog
 --     'e' member                  AddToSet (the key is the set)
@@ -17,7 +18,7 @@
 -- Returns {'ok', merged AddVector rows in ARGV order...} or {'fenced', key, partition,
 -- stored}. Every check runs before the first write, because Redis does not roll a script back.
 
-local WIDTH = {o = 3, s = 2, a = 2, c = 2, l = 1, e = 1, g = 1}
+local WIDTH = {o = 3, s = 2, a = 2, c = 2, l = 1, e = 1, g = 1, d = 1}
 local CHUNK = 2048 -- values per struct call: Lua's C stack holds about 8000
 local HSET_PAIRS = 500 -- field/value pairs per HSET call, for the same reason
 local kinds = ARGV[1]
@@ -70,12 +71,16 @@ if fenced then return fenced end
 local orig = {} -- orig[k][id]: stored blob, or false if missing
 local lengths = {} -- lengths[k][id]: byte length of a row after the ops so far; -1: missing
 local bad = runs(function(op, k, j, n)
-  if op ~= 's' and op ~= 'a' then return end
+  if op ~= 's' and op ~= 'a' and op ~= 'd' then return end
   local key = KEYS[k]
   local lens = lengths[k] or {}
   lengths[k] = lens
   local o = orig[k] or {}
   orig[k] = o
+  if op == 'd' then
+    for r = 0, n - 1 do lens[ARGV[j + r]] = -1 end
+    return
+  end
   for r = 0, n - 1 do
     local id, blob = ARGV[j + 2 * r], ARGV[j + 2 * r + 1]
     if op == 's' then
@@ -186,7 +191,7 @@ runs(function(op, k, j, n)
       if op == 'a' then
         local m = #blob / 8
         local sum = values('d', blob, m)
-        local old = cur[id]
+        local old = cur[id] -- false: deleted by this Tx
         if old == nil then old = o[id] end
         if old then
           local base = values('f', old, m)
@@ -200,6 +205,13 @@ runs(function(op, k, j, n)
       kv[#kv + 1] = blob
     end
     hset(key, kv)
+  elseif op == 'd' then
+    local cur = now[k] or {}
+    now[k] = cur
+    for s = 0, n - 1, HSET_PAIRS do
+      redis.call('HDEL', key, unpack(ARGV, j + s, j + math.min(s + HSET_PAIRS, n) - 1))
+    end
+    for r = 0, n - 1 do cur[ARGV[j + r]] = false end
   elseif op == 'l' then
     local top = tops[k]
     if top == nil then

@@ -267,6 +267,8 @@ func (m *Memory) check(ops []op) error {
 		switch o.kind {
 		case opSetVector:
 			lens[k] = len(o.vec)
+		case opDeleteVector:
+			lens[k] = -1
 		case opAddVector:
 			cur, ok := lens[k]
 			if !ok {
@@ -334,6 +336,9 @@ func (m *Memory) apply(ops []op) [][]float32 {
 				m.rows[o.name] = t
 			}
 			t[o.id] = o.vec
+		case opDeleteVector:
+			noteWrite(o.name, o.id)
+			delete(m.rows[o.name], o.id)
 		case opAddVector:
 			noteWrite(o.name, o.id)
 			t := m.rows[o.name]

@@ -71,12 +71,12 @@ func (tx *redisTx) Commit(ctx context.Context) ([][]float32, error) {
 
 // opChange is the Redis store's own op: it records in a table's change log ({ns}:chg:T)
 // that a row was written. Commit adds one per SetVector and AddVector.
-const opChange = opAddToSet + 1
+const opChange = opDeleteVector + 1
 
 // withChangeLog returns ops followed by an opChange for every row write.
 func withChangeLog(ops []op) []op {
 	for i, n := 0, len(ops); i < n; i++ {
-		if k := ops[i].kind; k == opSetVector || k == opAddVector {
+		if k := ops[i].kind; k == opSetVector || k == opAddVector || k == opDeleteVector {
 			ops = append(ops, op{kind: opChange, name: ops[i].name, id: ops[i].id})
 		}
 	}
@@ -96,6 +96,7 @@ var opCode = [...]struct {
 	opAppendCatalog: {"l", "cat", 'z'},
 	opSetOffset:     {"o", "off", 'h'},
 	opAddToSet:      {"e", "set", 's'},
+	opDeleteVector:  {"d", "v", 'h'},
 	opChange:        {"g", "chg", 'z'},
 }
 
@@ -181,7 +182,7 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 			addOrder = append(addOrder, addRank[i])
 		case opIncrCounter:
 			args = append(args, o.id, strconv.FormatInt(o.n, 10))
-		case opAppendCatalog, opChange:
+		case opAppendCatalog, opChange, opDeleteVector:
 			args = append(args, o.id)
 		case opSetOffset:
 			args = append(args, strconv.Itoa(o.partition), strconv.FormatInt(o.n, 10), strconv.FormatInt(o.next, 10))

@@ -45,7 +45,8 @@ type Store interface {
 	// Catalog(name)[start:] (empty when start is at or past the end).
 	CatalogFrom(ctx context.Context, name string, start int) ([]string, error)
 
-	// Changed returns the ids of the rows of table written (by SetVector or AddVector) in
+	// Changed returns the ids of the rows of table written (by SetVector, AddVector or
+	// DeleteVector) in
 	// commits after version since, in no particular order, and the table's version now.
 	// Each commit that writes rows of a table advances its version by one; a table never
 	// written is at version 0. Readers that mirror a table poll Changed with the version it
@@ -75,6 +76,11 @@ type Tx interface {
 	// merge exact in practice: float64(new) - float64(old) of two float32 values is exact
 	// unless their exponents differ by more than 29 bits, so old+delta rounds back to new.
 	AddVector(table, id string, delta []float64)
+
+	// DeleteVector removes a row (a missing row is no error); later reads see it missing, a
+	// later AddVector starts from zeros, and the change log lists it like a write (a
+	// mirror's re-read yields nil). Used by snapshot installations (snapshots.Install).
+	DeleteVector(table, id string)
 
 	// IncrCounter adds n to a counter.
 	IncrCounter(table, id string, n int64)

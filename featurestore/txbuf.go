@@ -18,6 +18,7 @@ const (
 	opAppendCatalog
 	opSetOffset
 	opAddToSet
+	opDeleteVector
 )
 
 // op is one buffered write. name is the table, catalog or topic; the slices are the Tx's own
@@ -54,6 +55,13 @@ func (b *txBuf) AddVector(table, id string, delta []float64) {
 		return
 	}
 	b.ops = append(b.ops, op{kind: opAddVector, name: table, id: id, delta: append(make([]float64, 0, len(delta)), delta...)})
+}
+
+func (b *txBuf) DeleteVector(table, id string) {
+	if b.done {
+		return
+	}
+	b.ops = append(b.ops, op{kind: opDeleteVector, name: table, id: id})
 }
 
 func (b *txBuf) IncrCounter(table, id string, n int64) {

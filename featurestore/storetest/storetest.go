@@ -26,6 +26,7 @@ func Run(t *testing.T, newStore func(t *testing.T) featurestore.Store) {
 		{"VectorRoundTrip", testVectorRoundTrip},
 		{"Missing", testMissing},
 		{"SetVectorReplaces", testSetVectorReplaces},
+		{"DeleteVector", testDeleteVector},
 		{"ScanVectors", testScanVectors},
 		{"DeltaMergeExact", testDeltaMergeExact},
 		{"DeltaMergeRounding", testDeltaMergeRounding},

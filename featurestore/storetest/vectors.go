@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/visrec/visrec/featurestore"
@@ -333,4 +334,45 @@ func testCommitReturnsMerged(t *testing.T, s featurestore.Store) {
 	}
 	wantRow(t, "m/a", vectors(t, s, "m", "a")[0], want[2])
 	wantRow(t, "m/d", vectors(t, s, "m", "d")[0], want[4])
+}
+
+func testDeleteVector(t *testing.T, s featurestore.Store) {
+	tx := s.Begin()
+	tx.SetVector("t", "a", []float32{1, 2})
+	tx.SetVector("t", "b", []float32{3, 4})
+	tx.AddVector("t", "c", []float64{5, 6})
+	commit(t, tx)
+	_, v0 := changed(t, s, "t", 0)
+
+	tx = s.Begin()
+	tx.DeleteVector("t", "a")
+	tx.DeleteVector("t", "missing") // no error
+	// Within one Tx, ops on a row run in call order: a deleted row is missing for a later
+	// AddVector (zeros, any width), and a later SetVector brings it back.
+	tx.DeleteVector("t", "c")
+	tx.AddVector("t", "c", []float64{0.5, 0.25, 1})
+	tx.DeleteVector("t", "b")
+	tx.SetVector("t", "b", []float32{7})
+	commit(t, tx)
+	rows := vectors(t, s, "t", "a", "b", "c", "missing")
+	if rows[0] != nil || rows[3] != nil {
+		t.Fatalf("deleted rows read back as %v, %v", rows[0], rows[3])
+	}
+	wantRow(t, "b after delete and set", rows[1], []float32{7})
+	wantRow(t, "c after delete and add", rows[2], []float32{0.5, 0.25, 1})
+	ids, v1 := changed(t, s, "t", v0)
+	if want := []string{"a", "b", "c", "missing"}; !slices.Equal(ids, want) || v1 != v0+1 {
+		t.Fatalf("Changed after the deletes = %v at %d, want %v at %d", ids, v1, want, v0+1)
+	}
+	var seen []string
+	if err := s.ScanVectors(context.Background(), "t", func(id string, _ []float32) error {
+		seen = append(seen, id)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(seen)
+	if want := []string{"b", "c"}; !slices.Equal(seen, want) {
+		t.Fatalf("ScanVectors after the deletes: %v, want %v", seen, want)
+	}
 }
