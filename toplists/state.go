@@ -23,6 +23,7 @@ type modelLists struct {
 
 	usersSince int64  // version of "<model>:users" polled up to
 	itemsSince uint64 // index version whose item changes are applied
+	catalogN   int    // the index's catalog length before the last item changes were read
 
 	globalDirty bool              // a global row was applied since the last sweep
 	lazy        []lazyMark        // lists whose scores alone changed, unwritten, oldest first

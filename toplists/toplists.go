@@ -307,7 +307,9 @@ func (m *Materializer) step(ctx context.Context) error {
 	// refreshParallel at a time, so that the index batches their rankings.
 	var writes []*pendingWrite
 	var firstErr error
-	for m.tokens >= 1 && firstErr == nil {
+	// A step spends at most refreshSlice on full refreshes, so that item changes (the
+	// next step) never wait long behind them; the unspent budget carries over (up to 1 s).
+	for m.tokens >= 1 && firstErr == nil && time.Since(now) < refreshSlice {
 		var round []refreshJob
 		for len(round) < refreshParallel && float64(len(round)) <= m.tokens-1 {
 			var best *modelLists
@@ -355,6 +357,9 @@ func (m *Materializer) step(ctx context.Context) error {
 
 // refreshParallel is how many full refreshes run at once.
 const refreshParallel = 8
+
+// refreshSlice bounds the time of one step's full refreshes.
+const refreshSlice = 10 * time.Millisecond
 
 // refreshJob is one full refresh: computed on its own goroutine, applied on Run's.
 type refreshJob struct {
@@ -506,11 +511,14 @@ func (m *Materializer) sweep(ml *modelLists, now time.Time) {
 // listed user, also when a new global row came with them (which only marks the model for
 // the next sweep); a reload of the index queues every user.
 func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
+	catalogN := m.index.Len() // read before the changes: every item at or beyond it is new
 	cs, err := m.index.ItemChanges(ml.name, ml.itemsSince)
 	if err != nil {
 		return err
 	}
 	now, ids := cs.Now, cs.IDs
+	newFrom := ml.catalogN // positions from here on joined the catalog since the last call
+	ml.catalogN = catalogN
 	if cs.Reload {
 		t := time.Now()
 		for _, u := range ml.ids {
@@ -565,10 +573,12 @@ func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
 		ml.lists[c.slot] = list
 		m.st.Incremental++
 		m.met.incremental.WithLabelValues(ml.name).Inc()
-		if !c.refresh && sameItems(list, old) {
-			// Only scores moved (the order and the members are as written): written within
-			// Debounce, a bounded number per poll, so that item rows that move at every
-			// flush (VBPR) do not rewrite every list at every flush.
+		if !slices.ContainsFunc(c.entering, func(e entry) bool { return int(e.pos) >= newFrom }) {
+			// No new catalog item entered: only existing items' rows drifted (VBPR moves
+			// most of them at every flush, and lists at the K-th boundary with them). The
+			// list in memory is exact at once; Redis gets it within Debounce, at most
+			// lazyPerPoll lists per poll, so that drift does not rewrite every list at
+			// every flush.
 			ml.markLazy(c.slot, t)
 			continue
 		}
@@ -584,7 +594,7 @@ func sameItems(a, b []entry) bool {
 }
 
 // seenParallel is how many seen sets are read at once.
-const seenParallel = 16
+const seenParallel = 32
 
 // readSeen returns the seen sets of the users that have entering items (none with
 // IncludeSeen): from ml's cache, or read seenParallel at a time and cached. A user whose
