@@ -1,0 +1,215 @@
+package toplists_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/visrec/visrec/events"
+	"github.com/visrec/visrec/featurestore"
+	"github.com/visrec/visrec/internal/testenv"
+	"github.com/visrec/visrec/models"
+	"github.com/visrec/visrec/ranking"
+	"github.com/visrec/visrec/toplists"
+	"github.com/visrec/visrec/updater"
+)
+
+// TestNewItemEntersWhileGlobalChanges: online VBPR's global row (E, β') changes at every
+// flush of the real updater, so the index applies a new global row every GlobalRefresh.
+// A new item whose embedding is crafted to score far above the lists of some users must
+// still enter those lists within a second (by scoring it alone), not wait for a refresh of
+// every user: the budget here (10 full refreshes/s for 30 users) would take 3 s, and
+// Debounce and GlobalSweep are far away.
+func TestNewItemEntersWhileGlobalChanges(t *testing.T) {
+	addr := testenv.RedisAddr(t)
+	ns := testenv.Unique("toplists-vbpr")
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	store, err := featurestore.NewRedis(redis.NewClient(&redis.Options{Addr: addr}), featurestore.RedisOptions{Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = store.Close()
+		ctx := context.Background()
+		if keys, err := client.Keys(ctx, "{"+ns+"}:*").Result(); err == nil && len(keys) > 0 {
+			_ = client.Del(ctx, keys...).Err()
+		}
+		_ = client.Close()
+	})
+	const nUsers, nItems, dim, k = 30, 1000, 16, 8
+	vo := models.DefaultOnlineVBPROptions()
+	vo.Factors, vo.VisualFactors, vo.FeatureDim, vo.FeatureScale = 8, 4, dim, 0.25
+	m := models.NewOnlineVBPR(vo)
+	u, err := updater.New(store, updater.DefaultOptions(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := u.Load(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var off int64
+	emb := func() []float32 {
+		f := make([]float32, dim)
+		for j := range f {
+			f[j] = float32(rng.NormFloat64())
+		}
+		return f
+	}
+	applyItem := func(id string, f []float32) {
+		if err := u.ApplyItem(&events.Item{Item: id, Timestamp: 1, Model: "test", Embedding: f}, updater.Position{Topic: topic, Offset: off}); err != nil {
+			t.Error(err)
+		}
+		off++
+	}
+	burst := func(n int) error {
+		for range n {
+			ev := events.Interaction{Type: events.Click, User: "u" + strconv.Itoa(rng.IntN(nUsers)),
+				Item: "i" + strconv.Itoa(rng.IntN(nItems)), Timestamp: off + 1}
+			if err := u.Apply(ctx, &ev, updater.Position{Topic: topic, Offset: off}); err != nil {
+				return err
+			}
+			off++
+		}
+		return u.Flush(ctx)
+	}
+	for i := range nItems {
+		applyItem("i"+strconv.Itoa(i), emb())
+	}
+	if err := burst(1500); err != nil {
+		t.Fatal(err)
+	}
+
+	index, err := ranking.New(store, []models.Servable{m}, ranking.Options{SyncInterval: 10 * time.Millisecond, GlobalRefresh: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mat, err := toplists.New(client, store, index, toplists.Options{Namespace: ns, K: k, Debounce: time.Hour,
+		PollInterval: 10 * time.Millisecond, RefreshesPerSecond: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 3)
+	go func() { done <- index.Run(rctx) }()
+	go func() { done <- mat.Run(rctx) }()
+	// The stream: a burst and a flush every 20 ms, each moving the global row; the new item
+	// goes through the same goroutine (the updater is single-threaded).
+	newItem := make(chan []float32)
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				done <- nil
+				return
+			case f := <-newItem:
+				applyItem("new", f)
+			case <-tick.C:
+			}
+			if err := burst(20); err != nil && !errors.Is(err, context.Canceled) {
+				done <- err
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		for range 3 {
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("run: %v", err)
+			}
+		}
+	})
+	eventually(t, 20*time.Second, "every user listed", func() error {
+		for i := range nUsers {
+			if n, err := client.ZCard(ctx, toplists.ListKey(ns, "vbpr", "u"+strconv.Itoa(i))).Result(); err != nil || n < k {
+				return errors.New("backfill not done")
+			}
+		}
+		return nil
+	})
+	globalRow := func() []float32 {
+		g, err := store.Vectors(ctx, "vbpr:global", []string{"g"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g[0]
+	}
+	g0 := globalRow()
+	time.Sleep(200 * time.Millisecond) // the global row keeps moving
+	g := globalRow()
+	if slices.Equal(g, g0) {
+		t.Fatal("the global row did not change: the test would prove nothing")
+	}
+
+	// Craft the item for u0: a new item's score is Score(user, zero row, g) + v_u·f, so
+	// f along v_u0 with a large norm puts it far above u0's list, and above or below the
+	// lists of the others depending on their v_u.
+	ids := make([]string, nUsers)
+	for i := range ids {
+		ids[i] = "u" + strconv.Itoa(i)
+	}
+	rows, err := store.Vectors(ctx, "vbpr:users", ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v0 := make([]float32, dim)
+	m.FeatureWeights(v0, rows[0], g)
+	var n2 float64
+	for _, x := range v0 {
+		n2 += float64(x) * float64(x)
+	}
+	f := make([]float32, dim)
+	for j := range f {
+		f[j] = float32(50 * float64(v0[j]) / math.Sqrt(n2))
+	}
+	zero := make([]float32, m.ItemDim())
+	var in, out []string
+	for i, id := range ids {
+		list, err := client.ZRevRangeWithScores(ctx, toplists.ListKey(ns, "vbpr", id), 0, -1).Result()
+		if err != nil || len(list) < k {
+			t.Fatalf("list of %s: %v, %v", id, list, err)
+		}
+		s := float64(m.ScoreFeatures(rows[i], zero, g, f))
+		switch {
+		case s > list[0].Score+2: // far above its best: must enter whatever drift follows
+			in = append(in, id)
+		case s < list[k-1].Score-2:
+			out = append(out, id)
+		}
+	}
+	if len(in) == 0 || len(out) == 0 {
+		t.Fatalf("the crafted item should enter some lists and not others: in %v, out %v", in, out)
+	}
+	before := mat.Stats(ctx)
+	newItem <- f
+	d := eventually(t, time.Second, "the new item in every affected list", func() error {
+		for _, id := range in {
+			if err := client.ZScore(ctx, toplists.ListKey(ns, "vbpr", id), "new").Err(); err != nil {
+				return errors.New(id + ": " + err.Error())
+			}
+		}
+		return nil
+	})
+	for _, id := range out {
+		if client.ZScore(ctx, toplists.ListKey(ns, "vbpr", id), "new").Err() == nil {
+			t.Errorf("the new item entered %s's list, which it scores far below", id)
+		}
+	}
+	after := mat.Stats(ctx)
+	if after.Sweeps != before.Sweeps {
+		t.Errorf("a sweep ran (%d -> %d) with GlobalSweep at its default", before.Sweeps, after.Sweeps)
+	}
+	t.Logf("the new item entered %d lists (left out of %d) %v after it was applied; full refreshes meanwhile %d",
+		len(in), len(out), d.Round(time.Millisecond), after.Refreshes-before.Refreshes)
+}
