@@ -61,18 +61,20 @@ type demoResult struct {
 	fresh         []freshItem // the cold start after the stream (synthetic only)
 	freshModels   []string    // the models fresh ranks are given for
 	indexed       time.Duration
+	catalog       int    // catalog items served at the cold start
 	apiCmd        string // the curl command and its answer
 	apiBody       string
 	apiStatus     int
 }
 
-// freshItem is one brand-new item: how each model ranks it for the users whose planted
-// taste matches it best.
+// freshItem is one brand-new item and how each model ranks it (0-based ranks among the
+// user's unseen items) for the active users whose planted taste matches it best and least.
 type freshItem struct {
-	id    string
-	users []string
-	inTop []int // per freshModels: how many of users have it in their top K
-	best  []int // per freshModels: its best rank (0-based) over users
+	id          string
+	best, worst []string // users
+	inTop       []int    // per freshModels: how many of best have it in their top K
+	bestRank    []int    // per freshModels: median rank over best
+	worstRank   []int    // per freshModels: median rank over worst
 }
 
 // runDemo runs the production consumer and updater against an in-process Kafka-protocol
@@ -104,11 +106,15 @@ func runDemo(ctx context.Context, log *zap.Logger, args []string) error {
 }
 
 // demoDefaults sets the model flags the user left alone: bpr and vbpr on the synthetic
-// stream (bpr alone on a log, which has no image embeddings), features as the synthetic
-// stream draws them, and 2 negatives per positive, which keeps the demo fast.
+// stream (bpr alone on a log, which has no image embeddings), K=16 factors like the
+// stream's planted tastes, features as the stream draws them, and 2 negatives per
+// positive, which keeps the demo fast.
 func (m *modelFlags) demoDefaults(set map[string]bool, synthetic bool) {
 	if !set["models"] && synthetic {
 		m.names = "bpr,vbpr"
+	}
+	if !set["factors"] && synthetic {
+		m.factors = producers.DefaultSyntheticConfig().Dim
 	}
 	if !set["negatives"] {
 		m.negatives = 2
@@ -310,8 +316,8 @@ func runDemoWith(ctx context.Context, log *zap.Logger, c demoConfig) (*demoResul
 		if err := coldStartLive(ctx, c, gen, itSink, idx, servables, perUser, res); err != nil {
 			return nil, err
 		}
-		if len(res.fresh) > 0 && len(res.fresh[0].users) > 0 {
-			apiUser = res.fresh[0].users[0]
+		if len(res.fresh) > 0 && len(res.fresh[0].best) > 0 {
+			apiUser = res.fresh[0].best[0]
 		}
 		for _, m := range servables {
 			if _, vis := m.(models.Visual); vis {
@@ -422,29 +428,47 @@ func coldStartLive(ctx context.Context, c demoConfig, gen *producers.Synthetic, 
 		res.freshModels = append(res.freshModels, m.Name())
 	}
 	all := idx.Len()
+	res.catalog = all
+	// rank returns the median rank of the item under model over users, and how many of
+	// them have it in their top K.
+	rank := func(model, item string, users []string) (median, inTop int, err error) {
+		ranks := make([]int, 0, len(users))
+		for _, u := range users {
+			list, err := idx.Recommend(ctx, model, u, all, ranking.RecOptions{ExcludeSeen: true})
+			if err != nil {
+				return 0, 0, err
+			}
+			r := slices.IndexFunc(list, func(s ranking.Scored) bool { return s.Item == item })
+			if r < 0 {
+				r = len(list)
+			}
+			if r < c.k {
+				inTop++
+			}
+			ranks = append(ranks, r)
+		}
+		slices.Sort(ranks)
+		return ranks[len(ranks)/2], inTop, nil
+	}
+	m := min(c.matches, len(active)/2)
 	for j := first; j < first+n; j++ {
-		fi := freshItem{id: p.ItemIDs[j], inTop: make([]int, len(servables)), best: make([]int, len(servables))}
+		fi := freshItem{id: p.ItemIDs[j]}
 		us := slices.Clone(active)
 		slices.SortStableFunc(us, func(a, b int) int { return -cmpF(p.Affinity(a, j), p.Affinity(b, j)) })
-		for _, u := range us[:min(c.matches, len(us))] {
-			fi.users = append(fi.users, p.UserIDs[u])
+		for i := range m {
+			fi.best = append(fi.best, p.UserIDs[us[i]])
+			fi.worst = append(fi.worst, p.UserIDs[us[len(us)-1-i]])
 		}
-		for mi, m := range servables {
-			fi.best[mi] = all
-			for _, u := range fi.users {
-				list, err := idx.Recommend(ctx, m.Name(), u, all, ranking.RecOptions{ExcludeSeen: true})
-				if err != nil {
-					return err
-				}
-				r := slices.IndexFunc(list, func(s ranking.Scored) bool { return s.Item == fi.id })
-				if r < 0 {
-					continue
-				}
-				if r < c.k {
-					fi.inTop[mi]++
-				}
-				fi.best[mi] = min(fi.best[mi], r)
+		for _, s := range servables {
+			med, top, err := rank(s.Name(), fi.id, fi.best)
+			if err != nil {
+				return err
 			}
+			wmed, _, err := rank(s.Name(), fi.id, fi.worst)
+			if err != nil {
+				return err
+			}
+			fi.bestRank, fi.inTop, fi.worstRank = append(fi.bestRank, med), append(fi.inTop, top), append(fi.worstRank, wmed)
 		}
 		res.fresh = append(res.fresh, fi)
 	}
@@ -483,24 +507,21 @@ func printDemo(out io.Writer, c demoConfig, r *demoResult) {
 	}
 
 	if len(r.fresh) > 0 {
-		fmt.Fprintf(out, "\nCold start live: %d brand-new items announced on %s (image embedding only, no interaction);\n"+
-			"the serving index ranked them %s later. For each, its %d best-matching active users (planted taste):\n",
-			len(r.fresh), events.TopicItems, r.indexed.Round(time.Millisecond), len(r.fresh[0].users))
+		fmt.Fprintf(out, "\nCold start live: %d brand-new items announced on %s (image embedding only, no interaction),\n"+
+			"ranked by the serving index %s later. Median rank of each among the %s catalog items for its %d\n"+
+			"best-matching and %d least-matching active users (planted taste), and how many of the best have it in their top %d:\n",
+			len(r.fresh), events.TopicItems, r.indexed.Round(time.Millisecond), thousands(int64(r.catalog)),
+			len(r.fresh[0].best), len(r.fresh[0].worst), c.k)
 		fmt.Fprintf(out, "  %-8s", "item")
 		for _, m := range r.freshModels {
-			fmt.Fprintf(out, " %18s", m+": in top "+fmt.Sprint(c.k))
-		}
-		for _, m := range r.freshModels {
-			fmt.Fprintf(out, " %16s", m+": best rank")
+			fmt.Fprintf(out, " %11s %11s %8s", m+" best", m+" least", "top "+fmt.Sprint(c.k))
 		}
 		fmt.Fprintln(out)
 		for _, f := range r.fresh {
 			fmt.Fprintf(out, "  %-8s", f.id)
 			for i := range r.freshModels {
-				fmt.Fprintf(out, " %18s", fmt.Sprintf("%d/%d users", f.inTop[i], len(f.users)))
-			}
-			for i := range r.freshModels {
-				fmt.Fprintf(out, " %16s", "#"+thousands(int64(f.best[i]+1)))
+				fmt.Fprintf(out, " %11s %11s %8s", "#"+thousands(int64(f.bestRank[i]+1)), "#"+thousands(int64(f.worstRank[i]+1)),
+					fmt.Sprintf("%d/%d", f.inTop[i], len(f.best)))
 			}
 			fmt.Fprintln(out)
 		}
