@@ -99,6 +99,16 @@ func OffsetsOf(snap models.Snapshot) (map[string]map[int]int64, error) {
 // Publish writes snap as the model's next version and makes it live. It returns the new
 // version's Info.
 func (r *Registry) Publish(ctx context.Context, snap models.Snapshot) (Info, error) {
+	return r.publish(ctx, snap, true)
+}
+
+// Add writes snap as the model's next version without making it live: a rollback target
+// at once, live after Rollback to it. An installation (Install) adds, installs, then flips.
+func (r *Registry) Add(ctx context.Context, snap models.Snapshot) (Info, error) {
+	return r.publish(ctx, snap, false)
+}
+
+func (r *Registry) publish(ctx context.Context, snap models.Snapshot, live bool) (Info, error) {
 	offs, err := OffsetsOf(snap)
 	if err != nil {
 		return Info{}, err
@@ -123,8 +133,12 @@ func (r *Registry) Publish(ctx context.Context, snap models.Snapshot) (Info, err
 	if err := r.c.Set(ctx, r.blobKey(snap.Model, v), buf.Bytes(), 0).Err(); err != nil {
 		return Info{}, fmt.Errorf("snapshots: publish %s v%d: %w", snap.Model, v, err)
 	}
+	flip := "0"
+	if live {
+		flip = "1"
+	}
 	ok, err := flipScript.Run(ctx, r.c, []string{r.blobKey(snap.Model, v), r.key("snaps", snap.Model), r.key("live", snap.Model)},
-		strconv.FormatInt(v, 10), js).Int()
+		strconv.FormatInt(v, 10), js, flip).Int()
 	if err != nil {
 		return Info{}, fmt.Errorf("snapshots: publish %s v%d: flip: %w", snap.Model, v, err)
 	}
@@ -221,11 +235,11 @@ func (r *Registry) info(ctx context.Context, model string, version int64) (Info,
 	return in, nil
 }
 
-// flipScript lists a version and makes it live, provided that its blob exists.
+// flipScript lists a version and (ARGV[3] '1') makes it live, provided that its blob exists.
 var flipScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('SET', KEYS[3], ARGV[1])
+if ARGV[3] == '1' then redis.call('SET', KEYS[3], ARGV[1]) end
 return 1`)
 
 // rollbackScript flips the live pointer to a listed version whose blob exists.

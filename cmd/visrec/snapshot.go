@@ -13,6 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/visrec/visrec/events"
+	"github.com/visrec/visrec/models"
 	"github.com/visrec/visrec/snapshots"
 )
 
@@ -21,9 +23,11 @@ func init() {
 }
 
 const snapshotUsage = `usage: visrec snapshot <publish|list|rollback|prune|export> [flags]
-  publish FILE.snap                 publish a snapshot (from visrec retrain) as its model's next live version
+  publish FILE.snap [--install]     publish a snapshot (from visrec retrain) as its model's next live version;
+                                    --install (online models) also makes it the model's state in the store and
+                                    rebases the running updaters onto it (docs/snapshots.md), then flips the pointer
   list --model M                    the published versions, the live one marked
-  rollback --model M --to V         make version V live again
+  rollback --model M --to V [--install]   make version V live again (--install: and install it again)
   prune --model M [--keep N]        delete all but the newest N versions (never the live one)
   export --model M [--version V] --out FILE.snap   write a published version (default: the live one) to a file`
 
@@ -39,8 +43,22 @@ func runSnapshot(ctx context.Context, log *zap.Logger, args []string) error {
 	version := fs.Int64("version", 0, "export: the version (0: the live one)")
 	keep := fs.Int("keep", 5, "prune: versions to keep")
 	out := fs.String("out", "", "export: the file to write")
+	install := fs.Bool("install", false, "publish, rollback: install the version into the store (an online model's) and rebase the updaters onto it")
+	eventsTopic := fs.String("events-topic", events.TopicEvents, "--install: the interactions topic the updaters consume")
+	itemsTopic := fs.String("items-topic", events.TopicItems, "--install: the item events topic the updaters consume ('' for none)")
+	chunk := fs.Int("chunk", 2000, "--install: rows per store commit")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	var file string
+	if fs.NArg() > 0 { // publish FILE [flags]: flags may follow the file
+		file = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("snapshot %s: unexpected arguments %q\n%s", args[0], fs.Args(), snapshotUsage)
+		}
 	}
 	op := args[0]
 	needModel := op != "publish"
@@ -58,17 +76,49 @@ func runSnapshot(ctx context.Context, log *zap.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	switch op {
-	case "publish":
-		if fs.NArg() != 1 {
-			return fmt.Errorf("snapshot publish takes one FILE.snap\n%s", snapshotUsage)
-		}
-		snap, err := readSnapshotFile(fs.Arg(0))
+	installSnap := func(snap models.Snapshot) error {
+		store, err := openRedis(ctx, *redisAddr, *namespace)
 		if err != nil {
 			return err
 		}
-		info, err := reg.Publish(ctx, snap)
+		defer store.Close()
+		topics := []string{*eventsTopic}
+		if *itemsTopic != "" {
+			topics = append(topics, *itemsTopic)
+		}
+		t0 := time.Now()
+		res, err := snapshots.Install(ctx, store, snap, snapshots.InstallOptions{Topics: topics, Chunk: *chunk})
 		if err != nil {
+			return err
+		}
+		log.Info("snapshot installed", zap.String("model", snap.Model), zap.Int64("epoch", res.Epoch),
+			zap.Any("covered", res.Covered), zap.Strings("assumed_covered_up_to_base", res.Assumed),
+			zap.Int("rows_written", res.Written), zap.Int("users_deleted", res.Deleted), zap.Int("items_zeroed", res.Zeroed),
+			zap.Int("commits", res.Commits), zap.Duration("took", time.Since(t0)))
+		return nil
+	}
+	switch op {
+	case "publish":
+		if file == "" {
+			return fmt.Errorf("snapshot publish takes one FILE.snap\n%s", snapshotUsage)
+		}
+		snap, err := readSnapshotFile(file)
+		if err != nil {
+			return err
+		}
+		var info snapshots.Info
+		if *install {
+			// Listed first (a rollback target), installed, and only then live.
+			if info, err = reg.Add(ctx, snap); err != nil {
+				return err
+			}
+			if err := installSnap(snap); err != nil {
+				return fmt.Errorf("%s v%d published but not installed (not live; install it again with rollback --install): %w", info.Model, info.Version, err)
+			}
+			if err := reg.Rollback(ctx, info.Model, info.Version); err != nil {
+				return err
+			}
+		} else if info, err = reg.Publish(ctx, snap); err != nil {
 			return err
 		}
 		log.Info("snapshot published and live", zap.String("model", info.Model), zap.Int64("version", info.Version),
@@ -92,6 +142,15 @@ func runSnapshot(ctx context.Context, log *zap.Logger, args []string) error {
 	case "rollback":
 		if *to <= 0 {
 			return fmt.Errorf("snapshot rollback: --to V is required")
+		}
+		if *install {
+			snap, _, err := reg.Load(ctx, *model, *to)
+			if err != nil {
+				return err
+			}
+			if err := installSnap(snap); err != nil {
+				return err
+			}
 		}
 		if err := reg.Rollback(ctx, *model, *to); err != nil {
 			return err
