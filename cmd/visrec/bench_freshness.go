@@ -65,6 +65,20 @@ const probeTimeout = 10 * time.Second
 // crafting makes entering the list certain, so that figure is the pipeline's delay, not the
 // model's judgement.
 func benchFreshness(ctx context.Context, log *zap.Logger, args []string) error {
+	c, err := parseFreshness(log, args)
+	if err != nil {
+		return err
+	}
+	res, err := runFreshness(ctx, c)
+	if err != nil {
+		return err
+	}
+	printFreshness(c, res)
+	return nil
+}
+
+// parseFreshness reads bench freshness's flags.
+func parseFreshness(log *zap.Logger, args []string) (freshnessConfig, error) {
 	fs := flag.NewFlagSet("bench freshness", flag.ContinueOnError)
 	brokers := fs.String("brokers", envOr("VISREC_KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka brokers (env VISREC_KAFKA_BROKERS)")
 	redisAddr := fs.String("redis", envOr("VISREC_REDIS_ADDR", "127.0.0.1:6379"), "Redis address (env VISREC_REDIS_ADDR)")
@@ -77,7 +91,7 @@ func benchFreshness(ctx context.Context, log *zap.Logger, args []string) error {
 	fs.IntVar(&c.partitions, "partitions", 4, "partitions of the benchmark topics")
 	c.mf.register(fs)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return c, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -93,12 +107,7 @@ func benchFreshness(ctx context.Context, log *zap.Logger, args []string) error {
 		c.mf.featureScale = 1 / math.Sqrt(float64(c.mf.featureDim))
 	}
 	c.brokers, c.redisAddr = splitList(*brokers), *redisAddr
-	res, err := runFreshness(ctx, c)
-	if err != nil {
-		return err
-	}
-	printFreshness(c, res)
-	return nil
+	return c, nil
 }
 
 func printFreshness(c freshnessConfig, r freshnessResult) {
