@@ -65,6 +65,9 @@ type demoResult struct {
 	apiCmd        string // the curl command and its answer
 	apiBody       string
 	apiStatus     int
+	apiUser       string
+	apiItem       string // the brand-new item the API user ranks highest, and its rank
+	apiRank       int
 }
 
 // freshItem is one brand-new item and how each model ranks it (0-based ranks among the
@@ -75,6 +78,8 @@ type freshItem struct {
 	inTop       []int    // per freshModels: how many of best have it in their top K
 	bestRank    []int    // per freshModels: median rank over best
 	worstRank   []int    // per freshModels: median rank over worst
+	topUser     []string // per freshModels: the user of best for whom it ranks highest
+	topRank     []int    // per freshModels: that rank
 }
 
 // runDemo runs the production consumer and updater against an in-process Kafka-protocol
@@ -108,7 +113,7 @@ func runDemo(ctx context.Context, log *zap.Logger, args []string) error {
 // demoDefaults sets the model flags the user left alone: bpr and vbpr on the synthetic
 // stream (bpr alone on a log, which has no image embeddings), K=16 factors like the
 // stream's planted tastes, features as the stream draws them, and 2 negatives per
-// positive, which keeps the demo fast.
+// positive, which keeps the demo fast. A log keeps the defaults of visrec update.
 func (m *modelFlags) demoDefaults(set map[string]bool, synthetic bool) {
 	if !set["models"] && synthetic {
 		m.names = "bpr,vbpr"
@@ -116,7 +121,7 @@ func (m *modelFlags) demoDefaults(set map[string]bool, synthetic bool) {
 	if !set["factors"] && synthetic {
 		m.factors = producers.DefaultSyntheticConfig().Dim
 	}
-	if !set["negatives"] {
+	if !set["negatives"] && synthetic {
 		m.negatives = 2
 	}
 	if !set["feature-dim"] && synthetic {
@@ -149,7 +154,7 @@ func runDemoWith(ctx context.Context, log *zap.Logger, c demoConfig) (*demoResul
 			return nil, err
 		}
 		res.events = int64(len(evs))
-		res.source = fmt.Sprintf("%s (%s, %d events)", c.data, stats.Variant, len(evs))
+		res.source = fmt.Sprintf("%s (%s, %s events)", c.data, stats.Variant, thousands(int64(len(evs))))
 		if res.every == 0 {
 			res.every = 1
 		}
@@ -167,8 +172,8 @@ func runDemoWith(ctx context.Context, log *zap.Logger, c demoConfig) (*demoResul
 			return nil, err
 		}
 		res.events = c.events
-		res.source = fmt.Sprintf("synthetic stream: %d events, %d users, %d items (%d-d image embeddings), planted tastes",
-			c.events, cfg.Users, cfg.Items, cfg.VisualDim)
+		res.source = fmt.Sprintf("synthetic stream of %s events, %s users, %s items with %d-d image embeddings, planted tastes",
+			thousands(c.events), thousands(int64(cfg.Users)), thousands(int64(cfg.Items)), cfg.VisualDim)
 		if res.every == 0 {
 			res.every = 10
 		}
@@ -316,17 +321,27 @@ func runDemoWith(ctx context.Context, log *zap.Logger, c demoConfig) (*demoResul
 		if err := coldStartLive(ctx, c, gen, itSink, idx, servables, perUser, res); err != nil {
 			return nil, err
 		}
-		if len(res.fresh) > 0 && len(res.fresh[0].best) > 0 {
-			apiUser = res.fresh[0].best[0]
-		}
-		for _, m := range servables {
-			if _, vis := m.(models.Visual); vis {
-				apiModel = m.Name()
-				break
+		// Ask the API for the user and visual model that rank a brand-new item highest, so
+		// that the answer shows it.
+		for mi, m := range servables {
+			if _, vis := m.(models.Visual); !vis {
+				continue
 			}
+			apiModel = m.Name()
+			for _, f := range res.fresh {
+				if f.topUser[mi] != "" && (res.apiItem == "" || f.topRank[mi] < res.apiRank) {
+					apiUser, res.apiItem, res.apiRank = f.topUser[mi], f.id, f.topRank[mi]
+				}
+			}
+			break
 		}
 	}
-	url := fmt.Sprintf("http://%s/v1/users/%s/recommendations?k=5&model=%s", ln.Addr(), apiUser, apiModel)
+	apiK := 5
+	if res.apiItem != "" && res.apiRank >= apiK && res.apiRank < 10 {
+		apiK = 10
+	}
+	res.apiUser = apiUser
+	url := fmt.Sprintf("http://%s/v1/users/%s/recommendations?k=%d&model=%s", ln.Addr(), apiUser, apiK, apiModel)
 	res.apiCmd = "curl -s '" + url + "'"
 	res.apiStatus, res.apiBody, err = httpGet(ctx, url)
 	if err != nil {
@@ -431,12 +446,13 @@ func coldStartLive(ctx context.Context, c demoConfig, gen *producers.Synthetic, 
 	res.catalog = all
 	// rank returns the median rank of the item under model over users, and how many of
 	// them have it in their top K.
-	rank := func(model, item string, users []string) (median, inTop int, err error) {
+	rank := func(model, item string, users []string) (median, inTop int, top string, topRank int, err error) {
 		ranks := make([]int, 0, len(users))
+		topRank = all
 		for _, u := range users {
 			list, err := idx.Recommend(ctx, model, u, all, ranking.RecOptions{ExcludeSeen: true})
 			if err != nil {
-				return 0, 0, err
+				return 0, 0, "", 0, err
 			}
 			r := slices.IndexFunc(list, func(s ranking.Scored) bool { return s.Item == item })
 			if r < 0 {
@@ -445,10 +461,13 @@ func coldStartLive(ctx context.Context, c demoConfig, gen *producers.Synthetic, 
 			if r < c.k {
 				inTop++
 			}
+			if r < topRank {
+				top, topRank = u, r
+			}
 			ranks = append(ranks, r)
 		}
 		slices.Sort(ranks)
-		return ranks[len(ranks)/2], inTop, nil
+		return ranks[len(ranks)/2], inTop, top, topRank, nil
 	}
 	m := min(c.matches, len(active)/2)
 	for j := first; j < first+n; j++ {
@@ -460,15 +479,16 @@ func coldStartLive(ctx context.Context, c demoConfig, gen *producers.Synthetic, 
 			fi.worst = append(fi.worst, p.UserIDs[us[len(us)-1-i]])
 		}
 		for _, s := range servables {
-			med, top, err := rank(s.Name(), fi.id, fi.best)
+			med, top, tu, tr, err := rank(s.Name(), fi.id, fi.best)
 			if err != nil {
 				return err
 			}
-			wmed, _, err := rank(s.Name(), fi.id, fi.worst)
+			wmed, _, _, _, err := rank(s.Name(), fi.id, fi.worst)
 			if err != nil {
 				return err
 			}
 			fi.bestRank, fi.inTop, fi.worstRank = append(fi.bestRank, med), append(fi.inTop, top), append(fi.worstRank, wmed)
+			fi.topUser, fi.topRank = append(fi.topUser, tu), append(fi.topRank, tr)
 		}
 		res.fresh = append(res.fresh, fi)
 	}
@@ -527,7 +547,11 @@ func printDemo(out io.Writer, c demoConfig, r *demoResult) {
 		}
 	}
 	if r.apiCmd != "" {
-		fmt.Fprintf(out, "\nThe HTTP API (visrec serve), in-process over the same store:\n$ %s\n%s\n", r.apiCmd, strings.TrimSpace(r.apiBody))
+		fmt.Fprintf(out, "\nThe HTTP API (visrec serve), in-process over the same store")
+		if r.apiItem != "" {
+			fmt.Fprintf(out, " (for %s, the brand-new %s is #%d)", r.apiUser, r.apiItem, r.apiRank+1)
+		}
+		fmt.Fprintf(out, ":\n$ %s\n%s\n", r.apiCmd, strings.TrimSpace(r.apiBody))
 	}
 }
 
