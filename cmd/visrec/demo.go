@@ -315,25 +315,26 @@ func runDemoWith(ctx context.Context, log *zap.Logger, c demoConfig) (*demoResul
 		return nil, err
 	}
 
-	apiUser := mostActive(perUser)
-	apiModel := servables[0].Name()
+	// The API is asked about the first visual model (the first model when none is), for the
+	// most active user, or for the user that ranks a brand-new item highest, so that the
+	// answer shows it.
+	apiUser, apiModel := mostActive(perUser), 0
+	for mi, m := range servables {
+		if _, vis := m.(models.Visual); vis {
+			apiModel = mi
+			break
+		}
+	}
 	if gen != nil && c.newItems > 0 {
 		if err := coldStartLive(ctx, c, gen, itSink, idx, servables, perUser, res); err != nil {
 			return nil, err
 		}
-		// Ask the API for the user and visual model that rank a brand-new item highest, so
-		// that the answer shows it.
-		for mi, m := range servables {
-			if _, vis := m.(models.Visual); !vis {
-				continue
-			}
-			apiModel = m.Name()
+		if _, vis := servables[apiModel].(models.Visual); vis {
 			for _, f := range res.fresh {
-				if f.topUser[mi] != "" && (res.apiItem == "" || f.topRank[mi] < res.apiRank) {
-					apiUser, res.apiItem, res.apiRank = f.topUser[mi], f.id, f.topRank[mi]
+				if f.topUser[apiModel] != "" && (res.apiItem == "" || f.topRank[apiModel] < res.apiRank) {
+					apiUser, res.apiItem, res.apiRank = f.topUser[apiModel], f.id, f.topRank[apiModel]
 				}
 			}
-			break
 		}
 	}
 	apiK := 5
@@ -341,7 +342,7 @@ func runDemoWith(ctx context.Context, log *zap.Logger, c demoConfig) (*demoResul
 		apiK = 10
 	}
 	res.apiUser = apiUser
-	url := fmt.Sprintf("http://%s/v1/users/%s/recommendations?k=%d&model=%s", ln.Addr(), apiUser, apiK, apiModel)
+	url := fmt.Sprintf("http://%s/v1/users/%s/recommendations?k=%d&model=%s", ln.Addr(), apiUser, apiK, servables[apiModel].Name())
 	res.apiCmd = "curl -s '" + url + "'"
 	res.apiStatus, res.apiBody, err = httpGet(ctx, url)
 	if err != nil {
