@@ -18,12 +18,15 @@ type modelLists struct {
 	ids         []string
 	ublocks     [][]float32 // user vectors, column-major blocks of ranking.BlockRows users (slot/BlockRows)
 	lists       [][]entry
-	seen        []map[string]bool // the user's seen items, cached (nil: unknown; dropped when the user's row changes)
+	seen        []map[string]bool // the user's seen items, cached (nil: unknown; dropped when the user's row changes, at most once per Debounce)
+	seenAt      []time.Time       // when seen was read
 	lastRefresh []time.Time
 
-	usersSince int64  // version of "<model>:users" polled up to
-	itemsSince uint64 // index version whose item changes are applied
-	catalogN   int    // the index's catalog length before the last item changes were read
+	usersSince int64           // version of "<model>:users" polled up to
+	itemsSince uint64          // index version whose item changes are applied
+	catalogN   int             // the index's catalog length before the last item changes were read
+	drift      map[string]bool // existing items whose vectors changed, not yet scored
+	lastDrift  time.Time       // when drift was last scored
 
 	globalDirty bool              // a global row was applied since the last sweep
 	lazy        []lazyMark        // lists whose scores alone changed, unwritten, oldest first
@@ -36,7 +39,7 @@ type modelLists struct {
 
 func newModelLists(name string, dim int) *modelLists {
 	return &modelLists{name: name, dim: dim, slots: make(map[string]int), queued: make(map[string]int),
-		lazySet: make(map[int]time.Time)}
+		lazySet: make(map[int]time.Time), drift: make(map[string]bool)}
 }
 
 type lazyMark struct {
@@ -69,6 +72,7 @@ func (ml *modelLists) set(user string, uv []float32, list []entry) int {
 		}
 		ml.lists = append(ml.lists, nil)
 		ml.seen = append(ml.seen, nil)
+		ml.seenAt = append(ml.seenAt, time.Time{})
 		ml.lastRefresh = append(ml.lastRefresh, time.Time{})
 	}
 	ranking.PutRow(ml.ublocks[slot/ranking.BlockRows], slot%ranking.BlockRows, uv[:ml.dim])

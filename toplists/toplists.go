@@ -288,8 +288,11 @@ func (m *Materializer) step(ctx context.Context) error {
 		}
 		for _, id := range ids {
 			ml.schedule(id, now, ml.notBefore(id, m.opts.Debounce, now))
-			if slot, ok := ml.slots[id]; ok {
-				ml.seen[slot] = nil // the flush that changed the row may have added seen items
+			if slot, ok := ml.slots[id]; ok && now.Sub(ml.seenAt[slot]) >= m.opts.Debounce {
+				// The flush that changed the row may have added seen items: read the set
+				// again when next needed, at most once per Debounce (reading every active
+				// user's set at every flush costs more than the scoring itself).
+				ml.seen[slot] = nil
 			}
 		}
 		if err := m.rescoreUsers(ctx, ml, ids, now); err != nil {
@@ -412,7 +415,7 @@ func (m *Materializer) apply(j *refreshJob) *pendingWrite {
 		return nil
 	}
 	slot := j.ml.set(j.q.user, j.uv, j.list)
-	j.ml.seen[slot] = j.seen
+	j.ml.seen[slot], j.ml.seenAt[slot] = j.seen, j.q.since
 	j.ml.unmarkLazy(slot)
 	j.ml.lastRefresh[slot] = time.Now()
 	m.st.Refreshes++
@@ -440,8 +443,8 @@ func (m *Materializer) write(ctx context.Context, ws []*pendingWrite) error {
 // rescoreUsers takes the new vectors of the listed users among ids (whose rows changed)
 // and rescores their listed items with them at once (K dot products each), so that item
 // changes are scored against the users' current vectors while their full refreshes wait
-// for Debounce and the budget. A list whose order changed is written at once, one whose
-// scores alone moved within Debounce (like item drift).
+// for Debounce and the budget. The rescored lists are written within Debounce, like item
+// drift.
 func (m *Materializer) rescoreUsers(ctx context.Context, ml *modelLists, ids []string, now time.Time) error {
 	var users []string
 	for _, id := range ids {
@@ -456,7 +459,6 @@ func (m *Materializer) rescoreUsers(ctx context.Context, ml *modelLists, ids []s
 	if err != nil {
 		return err
 	}
-	var writes []*pendingWrite
 	for i, u := range users {
 		uv, slot := uvs[i], ml.slots[u]
 		old := ml.lists[slot]
@@ -482,14 +484,9 @@ func (m *Materializer) rescoreUsers(ctx context.Context, ml *modelLists, ids []s
 		}
 		sortEntries(list)
 		ml.lists[slot] = list
-		if sameItems(list, old) {
-			ml.markLazy(slot, now)
-			continue
-		}
-		ml.unmarkLazy(slot)
-		writes = append(writes, &pendingWrite{model: ml.name, user: u, list: list, since: now})
+		ml.markLazy(slot, now)
 	}
-	return m.write(ctx, writes)
+	return nil
 }
 
 // sweep queues every listed user of ml for a full refresh after a global change, the due
@@ -530,14 +527,41 @@ func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
 	if cs.Global {
 		ml.globalDirty = true
 	}
-	if len(ids) == 0 {
+	// Items new to the catalog are scored at once; changes of existing items (VBPR moves
+	// most of them at every flush) are collected and scored together once per Debounce,
+	// which scores an item that changed at several flushes once.
+	var batch []string
+	if len(ids) > 0 {
+		_, pos, err := m.index.ItemVectors(ml.name, ids)
+		if err != nil {
+			return err
+		}
+		for i, id := range ids {
+			if pos[i] >= newFrom {
+				batch = append(batch, id)
+			} else {
+				ml.drift[id] = true
+			}
+		}
+	}
+	if t := time.Now(); len(ml.drift) > 0 && t.Sub(ml.lastDrift) >= m.opts.Debounce {
+		for id := range ml.drift {
+			if !slices.Contains(batch, id) {
+				batch = append(batch, id)
+			}
+		}
+		clear(ml.drift)
+		ml.lastDrift = t
+	}
+	if len(batch) == 0 {
 		ml.itemsSince = now
 		return nil
 	}
-	vecs, pos, err := m.index.ItemVectors(ml.name, ids)
+	vecs, pos, err := m.index.ItemVectors(ml.name, batch)
 	if err != nil {
 		return err
 	}
+	ids = batch
 	m.st.ItemBatches++
 	changed := ml.scoreItems(ids, vecs, pos, m.opts.K)
 	ml.itemsSince = now
@@ -604,9 +628,12 @@ func (m *Materializer) readSeen(ctx context.Context, ml *modelLists, changed []l
 	if m.opts.IncludeSeen {
 		return out
 	}
+	t := time.Now()
 	defer func() {
 		for slot, set := range out {
-			ml.seen[slot] = set
+			if ml.seen[slot] == nil {
+				ml.seen[slot], ml.seenAt[slot] = set, t
+			}
 		}
 	}()
 	var mu sync.Mutex
