@@ -95,8 +95,14 @@ func runDemo(ctx context.Context, log *zap.Logger, args []string) error {
 	fs.IntVar(&c.every, "eval-every", 0, "evaluate one in this many eligible events (0: 1 for --data, 10 for the synthetic stream)")
 	fs.IntVar(&c.cold, "cold", 5, "the cold-start slice: evaluations of items with fewer interactions than this so far")
 	fs.IntVar(&c.newItems, "new-items", 5, "brand-new items announced after the synthetic stream (embedding only)")
-	fs.IntVar(&c.matches, "matches", 10, "users shown per brand-new item: those whose planted taste matches it best")
+	fs.IntVar(&c.matches, "matches", 10, "users per brand-new item whose planted taste matches it best, and as many whose taste matches it least")
 	c.mf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage of demo (on the synthetic stream, the model flags left alone are --models bpr,vbpr "+
+			"--factors %d --negatives 2 --feature-dim %d --feature-scale 1/sqrt(feature-dim); the defaults below are visrec update's):\n",
+			producers.DefaultSyntheticConfig().Dim, producers.DefaultSyntheticConfig().VisualDim)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
