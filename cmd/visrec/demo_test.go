@@ -44,8 +44,8 @@ func TestDemo(t *testing.T) {
 	}
 	// On cold items BPR knows almost nothing (a never-seen item has a zero row); VBPR
 	// scores them from their embeddings.
-	if vc, bc := res.cold[vbpr].Recall(), res.cold[bpr].Recall(); vc < 2*bc || res.cold[vbpr].Hits < 8 {
-		t.Errorf("cold Recall@10: vbpr %.4f (%d hits), bpr %.4f: want vbpr at least twice bpr and 8 hits",
+	if vc, bc := res.cold[vbpr].Recall(), res.cold[bpr].Recall(); vc < 2*bc || res.cold[vbpr].Hits < 6 {
+		t.Errorf("cold Recall@10: vbpr %.4f (%d hits), bpr %.4f: want vbpr at least twice bpr and 6 hits",
 			vc, res.cold[vbpr].Hits, bc)
 	}
 	// Overall, on so short a stream, neither falls far behind popularity.
@@ -66,8 +66,8 @@ func TestDemo(t *testing.T) {
 	for _, f := range res.fresh {
 		v, b := fm["vbpr"], fm["bpr"]
 		// VBPR: the item's rank follows the user's planted taste.
-		if f.bestRank[v] >= res.catalog/5 || f.worstRank[v] < res.catalog/2 {
-			t.Errorf("%s: vbpr median rank %d for its best-matching users, %d for the least-matching (of %d): want < 1/5 and > 1/2 of the catalog",
+		if f.bestRank[v] >= res.catalog/4 || f.worstRank[v] < res.catalog/2 {
+			t.Errorf("%s: vbpr median rank %d for its best-matching users, %d for the least-matching (of %d): want < 1/4 and > 1/2 of the catalog",
 				f.id, f.bestRank[v]+1, f.worstRank[v]+1, res.catalog)
 		}
 		// BPR: a zero row, the same score for everyone: taste makes no difference.
