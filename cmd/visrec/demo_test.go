@@ -13,9 +13,10 @@ import (
 
 // TestDemo runs the demo on a short synthetic stream (a few seconds) and checks what it
 // claims: VBPR, which reads the image embeddings, recommends cold items that BPR cannot;
-// brand-new items announced after the stream are ranked at once, near the top for the users
-// whose planted taste matches them and near the bottom for the others, while BPR ranks them
-// alike for everyone; and the HTTP API answers the printed curl command.
+// brand-new items announced after the stream are ranked at once by VBPR, in the top quarter
+// of the catalog for the users whose planted taste matches them and in the bottom half for
+// those it matches least, while BPR ranks them alike for everyone; and the HTTP API answers
+// the printed curl command.
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
