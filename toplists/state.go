@@ -12,20 +12,26 @@ import (
 // modelLists is one model's users: their vectors (one row-major matrix, a slot per user),
 // lists, and the refresh queue. Only Run's goroutine touches it.
 type modelLists struct {
-	name        string
-	dim         int
-	slots       map[string]int
-	ids         []string
-	ublocks     [][]float32 // user vectors, column-major blocks of ranking.BlockRows users (slot/BlockRows)
-	lists       [][]entry
-	seen        []map[string]bool // the user's seen items, cached (nil: unknown; dropped when the user's row changes, at most once per Debounce)
-	seenAt      []time.Time       // when seen was read
+	name    string
+	dim     int
+	slots   map[string]int
+	ids     []string
+	ublocks [][]float32 // user vectors, column-major blocks of ranking.BlockRows users (slot/BlockRows)
+	lists   [][]entry
+	// seen caches the user's seen items as its last full refresh read them (sets only
+	// grow, so it is a subset of the stored set): an item the user interacted with since
+	// may enter its list through an item change until the user's own refresh (due
+	// Debounce after its activity) reads the set again. Reading every active user's set
+	// at every change would cost more than the scoring itself.
+	seen        []map[string]bool
+	seenAt      []time.Time // when seen was read
 	lastRefresh []time.Time
 
 	usersSince int64           // version of "<model>:users" polled up to
 	itemsSince uint64          // index version whose item changes are applied
 	catalogN   int             // the index's catalog length before the last item changes were read
 	drift      map[string]bool // existing items whose vectors changed, not yet scored
+	driftQueue []string        // drifted items being scored, driftPerPoll per poll
 	lastDrift  time.Time       // when drift was last scored
 
 	globalDirty bool              // a global row was applied since the last sweep

@@ -288,12 +288,6 @@ func (m *Materializer) step(ctx context.Context) error {
 		}
 		for _, id := range ids {
 			ml.schedule(id, now, ml.notBefore(id, m.opts.Debounce, now))
-			if slot, ok := ml.slots[id]; ok && now.Sub(ml.seenAt[slot]) >= m.opts.Debounce {
-				// The flush that changed the row may have added seen items: read the set
-				// again when next needed, at most once per Debounce (reading every active
-				// user's set at every flush costs more than the scoring itself).
-				ml.seen[slot] = nil
-			}
 		}
 		if err := m.rescoreUsers(ctx, ml, ids, now); err != nil {
 			return err
@@ -528,8 +522,9 @@ func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
 		ml.globalDirty = true
 	}
 	// Items new to the catalog are scored at once; changes of existing items (VBPR moves
-	// most of them at every flush) are collected and scored together once per Debounce,
-	// which scores an item that changed at several flushes once.
+	// most of them at every flush) are collected, and once per driftInterval the collected ones
+	// are scored, driftPerPoll per poll, so that an item that changed at several flushes
+	// is scored once and no poll stalls new items behind thousands of drifted ones.
 	var batch []string
 	if len(ids) > 0 {
 		_, pos, err := m.index.ItemVectors(ml.name, ids)
@@ -544,14 +539,21 @@ func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
 			}
 		}
 	}
-	if t := time.Now(); len(ml.drift) > 0 && t.Sub(ml.lastDrift) >= m.opts.Debounce {
+	if t := time.Now(); len(ml.driftQueue) == 0 && len(ml.drift) > 0 && t.Sub(ml.lastDrift) >= min(m.opts.Debounce, driftInterval) {
 		for id := range ml.drift {
-			if !slices.Contains(batch, id) {
-				batch = append(batch, id)
-			}
+			ml.driftQueue = append(ml.driftQueue, id)
 		}
 		clear(ml.drift)
 		ml.lastDrift = t
+	}
+	if n := min(len(ml.driftQueue), driftPerPoll); n > 0 {
+		fresh := len(batch)
+		for _, id := range ml.driftQueue[:n] {
+			if !slices.Contains(batch[:fresh], id) {
+				batch = append(batch, id)
+			}
+		}
+		ml.driftQueue = ml.driftQueue[n:]
 	}
 	if len(batch) == 0 {
 		ml.itemsSince = now
@@ -671,6 +673,13 @@ func (m *Materializer) readSeen(ctx context.Context, ml *modelLists, changed []l
 	wg.Wait()
 	return out
 }
+
+// driftInterval (or Debounce when shorter) is the least time between two scorings of the
+// collected changes of existing items.
+const driftInterval = 200 * time.Millisecond
+
+// driftPerPoll bounds the changed existing items scored in one poll.
+const driftPerPoll = 256
 
 // lazyPerPoll bounds the score-only list writes of one poll.
 const lazyPerPoll = 256

@@ -425,7 +425,7 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 			mbar.Set64(int64(time.Since(t0) / time.Second)) //nolint:errcheck // display only
 			id := fmt.Sprintf("probe-%d", probes)
 			probes++
-			emb, err := craftProbe(ctx, store, client, probeModel, res.user, key, c.mf.featureDim)
+			emb, err := craftProbe(ctx, store, client, idx, probeModel, res.user, key, c.mf.featureDim)
 			if err != nil {
 				return res, err
 			}
@@ -453,12 +453,13 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 }
 
 // craftProbe returns an embedding whose score for user under m is 1 above the highest score
-// in the user's list (key), so the probe must enter it, whatever earlier probes the list
-// holds: the model's score of a new item (zero item row) is
+// in the user's list (key) and above the serving index's best item for the user now (the
+// list in Redis may lag score drift by Debounce), so the probe must enter it, whatever
+// earlier probes the list holds: the model's score of a new item (zero item row) is
 // affine in its features, b + w·f, so f = t·w/|w| with t chosen for the target score.
 // The weights w come from m's serving vectors evaluated on the basis vectors, so nothing
 // here depends on a model's row layout.
-func craftProbe(ctx context.Context, store featurestore.Store, client *redis.Client, m models.Servable,
+func craftProbe(ctx context.Context, store featurestore.Store, client *redis.Client, idx *ranking.Index, m models.Servable,
 	user, key string, dim int) ([]float32, error) {
 	urow, err := store.Vectors(ctx, m.Name()+":users", []string{user})
 	if err != nil {
@@ -500,6 +501,11 @@ func craftProbe(ctx context.Context, store featurestore.Store, client *redis.Cli
 		return nil, fmt.Errorf("probe user %s: the score of a new item does not depend on its features", user)
 	}
 	target := top[0].Score + 1
+	if uv, err := idx.UserVector(ctx, m.Name(), user); err == nil {
+		if best, err := idx.RecommendVector(m.Name(), uv, 1, nil); err == nil && len(best) > 0 {
+			target = math.Max(target, float64(best[0].Score)+1)
+		}
+	}
 	t := math.Max((target-b)/norm, 1/norm)
 	for j := range f {
 		f[j] = float32(t * w[j] / norm)
