@@ -8,16 +8,17 @@
 //
 // # What triggers a refresh
 //
-// A Materializer follows two sources. User rows: it polls store.Changed on "<model>:users"
-// and recomputes a changed user's list in full (a ranking of every item through the
-// ranking.Index), debounced per user — at most one refresh per user per Debounce, so a
-// burst of events coalesces into one refresh — and paced by a budget of
-// RefreshesPerSecond full refreshes, taken from a queue in order of due time: a hot stream
-// of changes to some users can delay but never starve the others (each user is queued once,
-// whatever number of changes it gets). Item vectors: it follows ranking.Index.ItemChanges
-// and scores only the changed or new items against the user vectors it keeps in memory
-// (one matrix product of the user matrix and the changed items), with each listed user's
-// K-th score as the bar:
+// A Materializer follows two sources. User rows: it polls store.Changed on "<model>:users";
+// a changed user's listed items are rescored at once with its new vector (K dot products),
+// and its list is recomputed in full (a ranking of every item through the ranking.Index),
+// debounced per user — at most one refresh per user per Debounce, so a burst of events
+// coalesces into one refresh — and paced by a budget of RefreshesPerSecond full refreshes,
+// taken from a queue in order of due time: a hot stream of changes to some users can delay
+// but never starve the others (each user is queued once, whatever number of changes it
+// gets). Item vectors: it follows ranking.Index.ItemChanges, waking at every publication of
+// the index (ranking.Index.Updated), and scores only the changed or new items against the
+// user vectors it keeps in memory (the user matrix against the changed items, with
+// ranking's kernel), with each listed user's K-th score as the bar:
 //
 //   - a changed item that is not in a user's list and beats the K-th entry enters the list
 //     (unless the user has seen it), the K-th leaves: the list stays exact, because every
@@ -26,20 +27,32 @@
 //     keeps its place (re-sorted);
 //   - a listed item that fell below the old K-th entry queues the user for a full refresh
 //     (its replacement may be any item); until it runs, the best known list (the new
-//     scores and the entering items) is written, so that items keep entering it at once.
+//     scores and the entering items) is kept, so that items keep entering it at once.
 //
-// Lists that no item change touches are neither recomputed nor rewritten. The Materializer
-// wakes at every publication of the index (ranking.Index.Updated), so a changed item is
-// scored within one index sync, not a PollInterval later.
+// While a user's full refresh is pending (its row changed, or a listed item fell below the
+// K-th), its list is the best known one: K real items with current scores, whose K-th is at
+// most the exact K-th. An item of the exact top-K therefore always enters at once; one just
+// below it may enter too, until the refresh.
+//
+// # Speed: what is done at once and what is batched
+//
+// Items new to the catalog are scored at the first poll that sees them and the lists they
+// enter are written at once. Changes of existing items (VBPR moves most item rows at every
+// flush of the updater) are collected and scored once per driftInterval (200 ms, or
+// Debounce when shorter), driftPerPoll per poll, so that no poll stalls new items behind
+// thousands of drifted ones; lists changed only by such drift or by a user's rescoring are
+// written within Debounce (lazyPerPoll per poll): the list in memory is current, Redis lags
+// it by at most Debounce while the write rate allows. Seen sets are cached from each user's
+// last full refresh (see modelLists.seen).
 //
 // A new global row (ranking applies it at most every GlobalRefresh) changes every item
-// vector a little (VBPR's E at every flush of the updater): the items that changed or
-// arrived with it are still scored at once as above, against the lists as they stand, and
-// the drift of the others is caught by a sweep: at most once per GlobalSweep, every user is
-// queued for a full refresh, the due times spread evenly over GlobalSweep, under the same
-// budget (a user's own activity still refreshes it at once). Re-queueing every user at every
-// global change would keep the budget busy forever under VBPR and delay everything else.
-// A reload of the index (changes unknown) queues every user at once.
+// vector a little (VBPR's E at every flush): the items that changed or arrived with it are
+// still scored as above, against the lists as they stand, and the drift of the others is
+// caught by a sweep: at most once per GlobalSweep, every user is queued for a full refresh,
+// the due times spread evenly over GlobalSweep, under the same budget (a user's own
+// activity still refreshes it sooner). Re-queueing every user at every global change would
+// keep the budget busy forever under VBPR and delay everything else. A reload of the index
+// (changes unknown) queues every user at once.
 //
 // A list is written with one MULTI/EXEC (DEL, ZADD, and the write time in the model's
 // freshness hash), so a reader sees the previous list or the new one, never a mix.
