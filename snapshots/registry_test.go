@@ -151,3 +151,30 @@ func TestBadMetaOffsets(t *testing.T) {
 		t.Fatalf("a refused publish made v%d live", v)
 	}
 }
+
+// TestAddIsNotLive: Add lists a version without moving the pointer; Rollback makes it live
+// (what publish --install does after installing it).
+func TestAddIsNotLive(t *testing.T) {
+	r, _, _ := newRegistry(t)
+	ctx := context.Background()
+	if _, err := r.Publish(ctx, snap("bpr", 1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	in, err := r.Add(ctx, snap("bpr", 2, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live, _ := r.Live(ctx, "bpr"); live != 1 || in.Version != 2 {
+		t.Fatalf("after Add of v%d the live version is %d, want 1", in.Version, live)
+	}
+	list, err := r.List(ctx, "bpr")
+	if err != nil || len(list) != 2 || list[1].Live {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+	if err := r.Rollback(ctx, "bpr", 2); err != nil {
+		t.Fatal(err)
+	}
+	if live, _ := r.Live(ctx, "bpr"); live != 2 {
+		t.Fatalf("after the flip the live version is %d, want 2", live)
+	}
+}

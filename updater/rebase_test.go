@@ -7,7 +7,9 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/visrec/visrec/events"
 	"github.com/visrec/visrec/featurestore"
+	"github.com/visrec/visrec/models"
 	"github.com/visrec/visrec/updater"
 )
 
@@ -172,5 +174,79 @@ func TestRebaseOntoSnapshot(t *testing.T) {
 	offs, err := store.Offsets(ctx, updater.ModelTopic(topic, "bpr"))
 	if err != nil || offs[0] != 3000 {
 		t.Fatalf("bpr's own offset %v (%v), want 3000", offs, err)
+	}
+}
+
+// TestItemEventsFollowModelOffsets: an item event below a model's own offset changes none of
+// its rows, one at or past it sets the model's item metadata (deepstyle's category) even
+// when the base has it already, and the base bookkeeping (the stored embedding, the base
+// offset) only moves for events past the base.
+func TestItemEventsFollowModelOffsets(t *testing.T) {
+	ctx := context.Background()
+	store := featurestore.NewMemory()
+	u := newVisualUpdater(t, store, updater.DefaultOptions())
+	ds := visualModels()[2].(*models.DeepStyle)
+	cats := []string{"Drama", "", ""} // "": category 0; names: 1 or 2 here
+	for _, c := range []string{"Horror", "Comedy", "Western", "Noir", "Musical", "Sci-Fi"} {
+		if ds.Category(c) != ds.Category(cats[0]) {
+			cats[1] = c
+			break
+		}
+	}
+	if cats[1] == "" {
+		t.Fatal("no two named categories apart")
+	}
+	item := func(cat string, emb float32) *events.Item {
+		return &events.Item{Item: "x", Timestamp: 1, Model: "test", Embedding: []float32{emb, 0, 0, 0, 0, 0},
+			Metadata: map[string]string{models.CategoryKey: cat}}
+	}
+	at := func(o int64) updater.Position { return updater.Position{Topic: itemsTopic, Offset: o} }
+	for o := int64(0); o < 2; o++ {
+		if err := u.ApplyItem(item(cats[0], 1), at(o)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := u.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, store, func(tx featurestore.Tx) {
+		tx.SetOffset(updater.ModelTopic(itemsTopic, "deepstyle"), 0, featurestore.NoOffset, 1)
+	})
+	u = newVisualUpdater(t, store, updater.DefaultOptions())
+	if got := u.Offset(itemsTopic, 0); got != 1 {
+		t.Fatalf("resume offset %d, want deepstyle's 1", got)
+	}
+	for o, cat := range []string{cats[2], cats[1]} { // offset 0: below deepstyle's; 1: replayed
+		if err := u.ApplyItem(item(cat, 9), at(int64(o))); err != nil {
+			t.Fatal(err)
+		}
+		if o == 0 {
+			_, items, _, err := u.Rows("deepstyle")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if items["x"][0] != float32(ds.Category(cats[0])) {
+				t.Fatalf("an event below deepstyle's offset set its category slot to %v", items["x"][0])
+			}
+		}
+	}
+	if err := u.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := store.Vectors(ctx, "deepstyle:items", []string{"x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows[0][0] != float32(ds.Category(cats[1])) {
+		t.Fatalf("deepstyle's category slot %v, want the replayed event's %d", rows[0][0], ds.Category(cats[1]))
+	}
+	emb, err := store.Vectors(ctx, updater.TableEmbeddings, []string{"x"})
+	if err != nil || emb[0][0] != 1 {
+		t.Fatalf("stored embedding %v (%v): rewritten by an event the base had", emb, err)
+	}
+	base, _ := store.Offsets(ctx, itemsTopic)
+	own, _ := store.Offsets(ctx, updater.ModelTopic(itemsTopic, "deepstyle"))
+	if base[0] != 2 || own[0] != 2 {
+		t.Fatalf("base offset %v, deepstyle's %v; want 2 and 2", base, own)
 	}
 }
