@@ -399,6 +399,16 @@ func (x *Index) UserVector(ctx context.Context, model, user string) ([]float32, 
 	return x.userVector(ctx, s, mi, user)
 }
 
+// Global returns a copy of model's served global row: the one the served item and user
+// vectors were computed with (nil for a model without one).
+func (x *Index) Global(model string) ([]float32, error) {
+	s, mi, err := x.ready(model)
+	if err != nil {
+		return nil, err
+	}
+	return append([]float32(nil), s.models[mi].global...), nil
+}
+
 // UserVectors is UserVector for many users with one read per 10,000 of them: nil for a
 // user without a row.
 func (x *Index) UserVectors(ctx context.Context, model string, users []string) ([][]float32, error) {
