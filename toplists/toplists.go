@@ -692,7 +692,7 @@ func (m *Materializer) readSeen(ctx context.Context, ml *modelLists, changed []l
 const driftInterval = 200 * time.Millisecond
 
 // driftPerPoll bounds the changed existing items scored in one poll.
-const driftPerPoll = 256
+const driftPerPoll = 64
 
 // lazyPerPoll bounds the score-only list writes of one poll.
 const lazyPerPoll = 256

@@ -457,8 +457,9 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 // list in Redis may lag score drift by Debounce), so the probe must enter it, whatever
 // earlier probes the list holds: the model's score of a new item (zero item row) is
 // affine in its features, b + w·f, so f = t·w/|w| with t chosen for the target score.
-// The weights w come from m's serving vectors evaluated on the basis vectors, so nothing
-// here depends on a model's row layout.
+// The weights w come from m's serving vectors evaluated on the basis vectors, with the
+// index's served global row, so nothing here depends on a model's row layout and the
+// probe scores as crafted in the index and the lists.
 func craftProbe(ctx context.Context, store featurestore.Store, client *redis.Client, idx *ranking.Index, m models.Servable,
 	user, key string, dim int) ([]float32, error) {
 	urow, err := store.Vectors(ctx, m.Name()+":users", []string{user})
@@ -472,15 +473,21 @@ func craftProbe(ctx context.Context, store featurestore.Store, client *redis.Cli
 	if urow[0] == nil {
 		return nil, fmt.Errorf("probe user %s has no %s row", user, m.Name())
 	}
+	// The served global row, which the index and the lists score with (it lags the
+	// store's by up to GlobalRefresh); the store's when the index has none yet.
+	g := grow[0]
+	if sg, err := idx.Global(m.Name()); err == nil && len(sg) == len(g) {
+		g = sg
+	}
 	top, err := client.ZRangeWithScores(ctx, key, -1, -1).Result()
 	if err != nil || len(top) == 0 {
 		return nil, fmt.Errorf("probe user's list %s: %v", key, err)
 	}
 	uv, iv := make([]float32, m.ServeDim()), make([]float32, m.ServeDim())
-	m.UserVector(uv, urow[0], grow[0])
+	m.UserVector(uv, urow[0], g)
 	item, f := make([]float32, m.ItemDim()), make([]float32, dim)
 	score := func() float64 {
-		m.ItemVector(iv, item, grow[0], f)
+		m.ItemVector(iv, item, g, f)
 		var s float64
 		for k := range uv {
 			s += float64(uv[k]) * float64(iv[k])
