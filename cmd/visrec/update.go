@@ -10,7 +10,9 @@ import (
 
 	"github.com/visrec/visrec/consumers"
 	"github.com/visrec/visrec/events"
+	"github.com/visrec/visrec/featurestore"
 	"github.com/visrec/visrec/producers"
+	"github.com/visrec/visrec/snapshots"
 	"github.com/visrec/visrec/updater"
 )
 
@@ -32,7 +34,7 @@ func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
 	session := fs.Duration("session-timeout", consumers.DefaultOptions().SessionTimeout, "group session timeout: how long a dead member holds its partitions")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics here, e.g. 127.0.0.1:9101")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
-	fromSnapshot := fs.String("from-snapshot", "", "before consuming, merge this snapshot (from visrec retrain, an online model's) into the store")
+	fromSnapshot := fs.String("from-snapshot", "", "before consuming, install this snapshot (from visrec retrain, an online model's) into the store, as visrec snapshot publish --install does (docs/snapshots.md)")
 	var mf modelFlags
 	mf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -66,10 +68,12 @@ func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
 		return err
 	}
 	if *fromSnapshot != "" {
-		if err := restoreSnapshot(ctx, upd, *fromSnapshot); err != nil {
+		res, err := installSnapshot(ctx, store, upd, *fromSnapshot, *eventsTopic, *itemsTopic)
+		if err != nil {
 			return err
 		}
-		log.Info("snapshot merged into the store", zap.String("file", *fromSnapshot))
+		log.Info("snapshot merged into the store", zap.String("file", *fromSnapshot), zap.Int64("epoch", res.Epoch),
+			zap.Any("covered", res.Covered), zap.Strings("assumed_covered_up_to_base", res.Assumed))
 	}
 	copts := consumers.DefaultOptions(splitList(*brokers)...)
 	copts.Group, copts.EventsTopic, copts.ItemsTopic, copts.DeadLetterTopic = *group, *eventsTopic, *itemsTopic, *dlqTopic
@@ -92,18 +96,21 @@ func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
 	return err
 }
 
-// restoreSnapshot writes a snapshot into the store through upd (Load, Restore, Flush), so
-// that the consumers start from it.
-func restoreSnapshot(ctx context.Context, upd *updater.Updater, path string) error {
+// installSnapshot installs a snapshot into the store (snapshots.Install), so that the
+// consumers (this process's, which Load after it, and any running ones, which are fenced)
+// continue from it. upd only checks that the snapshot fits one of its models; Load drops
+// what that check put in its cache.
+func installSnapshot(ctx context.Context, store featurestore.Store, upd *updater.Updater, path, eventsTopic, itemsTopic string) (snapshots.InstallResult, error) {
 	snap, err := readSnapshotFile(path)
 	if err != nil {
-		return err
-	}
-	if err := upd.Load(ctx); err != nil {
-		return err
+		return snapshots.InstallResult{}, err
 	}
 	if err := upd.Restore(snap); err != nil {
-		return err
+		return snapshots.InstallResult{}, err
 	}
-	return upd.Flush(ctx)
+	topics := []string{eventsTopic}
+	if itemsTopic != "" {
+		topics = append(topics, itemsTopic)
+	}
+	return snapshots.Install(ctx, store, snap, snapshots.InstallOptions{Topics: topics})
 }
