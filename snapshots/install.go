@@ -49,10 +49,11 @@ type InstallResult struct {
 //     (SetVector: nobody else writes them now, so no delta is needed, and the values are
 //     exact); stored user rows that the snapshot lacks are deleted (an updater starts the
 //     user afresh, as after the snapshot), stored item rows it lacks are set to zeros (an
-//     item the snapshot never saw starts at zero).
+//     item the snapshot never saw starts at zero). Each commit fences on the odd epoch, so
+//     a concurrent installation stops this one.
 //  3. The last commit makes the epoch even again and sets the model's own offsets
 //     (updater.ModelTopic, fenced on their previous values) to the offsets the snapshot
-//     covers, 0 for a partition it does not record. A snapshot without offsets of a topic
+//     covers, 0 for a partition (of the base or an earlier installation) it does not record. A snapshot without offsets of a topic
 //     is taken to cover the base offsets of that topic at this commit, which fences on
 //     them (so none moved meanwhile: retried).
 //
@@ -132,8 +133,15 @@ func Install(ctx context.Context, store featurestore.Store, snap models.Snapshot
 		}
 	}
 
-	// 2. Rows.
-	tx, n := store.Begin(), 0
+	// 2. Rows. Each commit fences on the odd epoch, so that a concurrent installation (which
+	// moved it on) stops this one before their rows mix.
+	var tx featurestore.Tx
+	n := 0
+	begin := func() {
+		tx, n = store.Begin(), 0
+		tx.SetOffset(epochTopic, 0, odd, odd)
+	}
+	begin()
 	flush := func(force bool) error {
 		if n == 0 || (!force && n < opts.Chunk) {
 			return nil
@@ -145,7 +153,7 @@ func Install(ctx context.Context, store featurestore.Store, snap models.Snapshot
 		if opts.AfterCommit != nil {
 			opts.AfterCommit(res.Commits)
 		}
-		tx, n = store.Begin(), 0
+		begin()
 		return nil
 	}
 	for _, name := range []string{"users", "items", "global"} {
@@ -195,6 +203,7 @@ func Install(ctx context.Context, store featurestore.Store, snap models.Snapshot
 	if err := flush(true); err != nil {
 		return res, err
 	}
+	tx.Rollback() // the fence-only Tx that begin left
 
 	// 3. Unfreeze with the covered offsets.
 	for try := 0; ; try++ {
@@ -207,6 +216,9 @@ func Install(ctx context.Context, store featurestore.Store, snap models.Snapshot
 				return res, fmt.Errorf("snapshots: install %s: %w", model, err)
 			}
 			covered := map[int]int64{}
+			for p := range prev[topic] {
+				covered[p] = 0 // an older installation's partition that nothing below covers
+			}
 			if so, ok := snapOffs[topic]; ok {
 				for p := range base {
 					covered[p] = 0 // a partition the snapshot does not record: it covers none of it

@@ -252,3 +252,55 @@ func TestInstallWithoutOffsets(t *testing.T) {
 	}
 	sameRows(t, "bpr:users", scan(t, store, "bpr:users"), users, false)
 }
+
+// TestConcurrentInstallations: an installation that starts while another is writing rows
+// fences it out (the other fails at its next commit), and its own rows are what remains.
+func TestConcurrentInstallations(t *testing.T) {
+	ctx := context.Background()
+	evs := stream(1500, 5)
+	store := featurestore.NewMemory()
+	a := newUpdater(t, store)
+	apply(t, a, evs, 0, 1400)
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snapAt := func(n int) *updater.Updater {
+		u := newUpdater(t, featurestore.NewMemory())
+		apply(t, u, evs, 0, n)
+		return u
+	}
+	first, second := snapAt(400), snapAt(900)
+	s1, err := first.Snapshot("bpr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := second.Snapshot("bpr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inner error
+	_, err = snapshots.Install(ctx, store, s1, snapshots.InstallOptions{Topics: []string{topic}, Chunk: 10,
+		AfterCommit: func(c int) {
+			if c == 2 {
+				_, inner = snapshots.Install(ctx, store, s2, snapshots.InstallOptions{Topics: []string{topic}, Chunk: 10})
+			}
+		}})
+	if inner != nil {
+		t.Fatal(inner)
+	}
+	if !errors.Is(err, featurestore.ErrFenced) {
+		t.Fatalf("the overtaken installation: %v, want ErrFenced", err)
+	}
+	users, items, _, err := second.Rows("bpr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRows(t, "bpr:users", scan(t, store, "bpr:users"), users, false)
+	sameRows(t, "bpr:items", scan(t, store, "bpr:items"), items, false)
+	if own, _ := store.Offsets(ctx, updater.ModelTopic(topic, "bpr")); own[0] != 900 {
+		t.Fatalf("bpr's own offset %v, want the second snapshot's 900", own)
+	}
+	if ep, _ := store.Offsets(ctx, updater.EpochTopic("bpr")); ep[0] != 4 {
+		t.Fatalf("bpr's epoch %v, want 4 (0 → 1 by the first, 3 → 4 by the second)", ep)
+	}
+}
