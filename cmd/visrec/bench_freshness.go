@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,7 @@ type freshnessConfig struct {
 	warmup     int64         // interactions streamed, as fast as possible, before measuring
 	duration   time.Duration // measuring time
 	probeEvery time.Duration // one probe item per interval
+	probeUsers int           // probes go round-robin to this many of the most active users
 	k          int           // list length
 	partitions int
 	mf         modelFlags
@@ -51,7 +53,8 @@ type freshnessResult struct {
 	lost      int             // item events never ranked by the index within probeTimeout
 	consumed  float64         // interactions/s committed while measuring
 	model     string
-	user      string
+	user      string // the first probe user (the most active)
+	users     int    // probe users
 }
 
 const probeTimeout = 10 * time.Second
@@ -87,6 +90,7 @@ func parseFreshness(log *zap.Logger, args []string) (freshnessConfig, error) {
 	fs.Int64Var(&c.warmup, "warmup", 200_000, "interactions streamed before measuring, so that the models have learned")
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "measuring time")
 	fs.DurationVar(&c.probeEvery, "probe-every", 200*time.Millisecond, "one probe item per interval")
+	fs.IntVar(&c.probeUsers, "probe-users", 30, "probes go round-robin to this many of the most active users (keep duration/probe-every/probe-users below --k, so that earlier probes never fill a list)")
 	fs.IntVar(&c.k, "k", 10, "length of the materialized lists")
 	fs.IntVar(&c.partitions, "partitions", 4, "partitions of the benchmark topics")
 	c.mf.register(fs)
@@ -111,8 +115,8 @@ func parseFreshness(log *zap.Logger, args []string) (freshnessConfig, error) {
 }
 
 func printFreshness(c freshnessConfig, r freshnessResult) {
-	fmt.Printf("background: %.0f interactions/s consumed (target %d/s), models %s, lists of %d (model %s, probe user %s)\n",
-		r.consumed, c.rate, c.mf.names, c.k, r.model, r.user)
+	fmt.Printf("background: %.0f interactions/s consumed (target %d/s), models %s, lists of %d (model %s, %d probe users from %s)\n",
+		r.consumed, c.rate, c.mf.names, c.k, r.model, r.users, r.user)
 	line := func(what string, ds []time.Duration, extra string) {
 		if len(ds) == 0 {
 			fmt.Printf("%-44s none%s\n", what, extra)
@@ -343,18 +347,32 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 	if err := waitFor("consuming the warm-up", 5*time.Minute, func() (bool, error) { return cons.Committed() >= total, nil }); err != nil {
 		return res, err
 	}
-	for u, n := range perUser {
-		if n > perUser[res.user] || (n == perUser[res.user] && u < res.user) {
-			res.user = u
-		}
+	// The probe users: the most active ones (ties by id), each with a full list.
+	var probeUsers []string
+	for u := range perUser {
+		probeUsers = append(probeUsers, u)
 	}
-	key := toplists.ListKey(name, res.model, res.user)
-	if err := waitFor("the probe user's list", time.Minute, func() (bool, error) {
-		n, err := client.ZCard(ctx, key).Result()
-		return n >= int64(c.k), err
+	slices.SortFunc(probeUsers, func(a, b string) int {
+		if perUser[a] != perUser[b] {
+			return perUser[b] - perUser[a]
+		}
+		return strings.Compare(a, b)
+	})
+	probeUsers = probeUsers[:min(len(probeUsers), max(1, c.probeUsers))]
+	res.user, res.users = probeUsers[0], len(probeUsers)
+	listKey := func(u string) string { return toplists.ListKey(name, res.model, u) }
+	if err := waitFor("the probe users' lists", time.Minute, func() (bool, error) {
+		for _, u := range probeUsers {
+			n, err := client.ZCard(ctx, listKey(u)).Result()
+			if err != nil || n < int64(c.k) {
+				return false, err
+			}
+		}
+		return true, nil
 	}); err != nil {
 		return res, err
 	}
+	var probeKeys sync.Map // probe id → the key of its user's list
 	scoreable.check(func(id string) bool { _, ok := idx.Item(id); return ok })
 	scoreable, stored = newTiming(), newTiming() // measure only what is produced under load
 
@@ -381,7 +399,10 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 	catalogKey := "{" + name + "}:cat:" + updater.CatalogItems
 	watch(stored, func(id string) bool { return client.ZScore(wctx, catalogKey, id).Err() == nil })
 	watch(scoreable, func(id string) bool { _, ok := idx.Item(id); return ok })
-	watch(listed, func(id string) bool { return client.ZScore(wctx, key, id).Err() == nil })
+	watch(listed, func(id string) bool {
+		key, _ := probeKeys.Load(id)
+		return client.ZScore(wctx, key.(string), id).Err() == nil
+	})
 
 	// Measure: the background load runs on its own goroutine, producing what the rate owes
 	// every 10 ms; a probe goes out every c.probeEvery.
@@ -425,7 +446,9 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 			mbar.Set64(int64(time.Since(t0) / time.Second)) //nolint:errcheck // display only
 			id := fmt.Sprintf("probe-%d", probes)
 			probes++
-			emb, err := craftProbe(ctx, store, client, idx, probeModel, res.user, key, c.mf.featureDim)
+			user := probeUsers[probes%len(probeUsers)]
+			key := listKey(user)
+			emb, err := craftProbe(ctx, store, client, idx, probeModel, user, key, c.mf.featureDim)
 			if err != nil {
 				return res, err
 			}
@@ -436,6 +459,7 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 			}
 			scoreable.start(id, at)
 			stored.start(id, at)
+			probeKeys.Store(id, key)
 			listed.start(id, at)
 		}
 	}
@@ -452,10 +476,12 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 	return res, nil
 }
 
-// craftProbe returns an embedding whose score for user under m is 1 above the highest score
-// in the user's list (key) and above the serving index's best item for the user now (the
-// list in Redis may lag score drift by Debounce), so the probe must enter it, whatever
-// earlier probes the list holds: the model's score of a new item (zero item row) is
+// craftProbe returns an embedding whose score for user under m is 1 above the best
+// non-probe item, in the user's list (key) and by the serving index now (the list in Redis
+// may lag score drift by Debounce): the user's list holds fewer than K earlier probes
+// (--probe-users), so its K-th entry is a non-probe item and the probe must enter. Probes
+// are not crafted above earlier probes, whose scores would escalate and, with the
+// embeddings' norms, amplify every later drift of E. The model's score of a new item (zero item row) is
 // affine in its features, b + w·f, so f = t·w/|w| with t chosen for the target score.
 // The weights w come from m's serving vectors evaluated on the basis vectors, with the
 // index's served global row, so nothing here depends on a model's row layout and the
@@ -479,9 +505,30 @@ func craftProbe(ctx context.Context, store featurestore.Store, client *redis.Cli
 	if sg, err := idx.Global(m.Name()); err == nil && len(sg) == len(g) {
 		g = sg
 	}
-	top, err := client.ZRangeWithScores(ctx, key, -1, -1).Result()
-	if err != nil || len(top) == 0 {
+	list, err := client.ZRevRangeWithScores(ctx, key, 0, -1).Result()
+	if err != nil || len(list) == 0 {
 		return nil, fmt.Errorf("probe user's list %s: %v", key, err)
+	}
+	isProbe := func(id string) bool { return strings.HasPrefix(id, "probe-") }
+	target := math.Inf(-1)
+	for _, z := range list {
+		if id, _ := z.Member.(string); !isProbe(id) {
+			target = z.Score + 1
+			break
+		}
+	}
+	if uv, err := idx.UserVector(ctx, m.Name(), user); err == nil {
+		if best, err := idx.RecommendVector(m.Name(), uv, len(list)+1, nil); err == nil {
+			for _, b := range best {
+				if !isProbe(b.Item) {
+					target = math.Max(target, float64(b.Score)+1)
+					break
+				}
+			}
+		}
+	}
+	if math.IsInf(target, -1) {
+		return nil, fmt.Errorf("probe user %s: no non-probe item listed", user)
 	}
 	uv, iv := make([]float32, m.ServeDim()), make([]float32, m.ServeDim())
 	m.UserVector(uv, urow[0], g)
@@ -506,12 +553,6 @@ func craftProbe(ctx context.Context, store featurestore.Store, client *redis.Cli
 	norm = math.Sqrt(norm)
 	if norm == 0 {
 		return nil, fmt.Errorf("probe user %s: the score of a new item does not depend on its features", user)
-	}
-	target := top[0].Score + 1
-	if uv, err := idx.UserVector(ctx, m.Name(), user); err == nil {
-		if best, err := idx.RecommendVector(m.Name(), uv, 1, nil); err == nil && len(best) > 0 {
-			target = math.Max(target, float64(best[0].Score)+1)
-		}
 	}
 	t := math.Max((target-b)/norm, 1/norm)
 	for j := range f {
