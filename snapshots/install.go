@@ -227,7 +227,9 @@ func Install(ctx context.Context, store featurestore.Store, snap models.Snapshot
 					covered[p] = o
 				}
 			} else {
-				res.Assumed = append(res.Assumed, topic)
+				if len(base) > 0 {
+					res.Assumed = append(res.Assumed, topic)
+				}
 				for p, o := range base {
 					tx.SetOffset(topic, p, o, o) // fence: the base must not move before this commit
 					covered[p] = o

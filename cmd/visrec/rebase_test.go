@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -90,9 +91,19 @@ func waitModelOffsets(t *testing.T, s featurestore.Store, topic, model string, w
 	}
 }
 
+// logInstall logs the installation's summary line (epoch, covered offsets, rows, commits,
+// duration).
+func logInstall(t *testing.T, out []byte) {
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "snapshot installed") {
+			t.Log(line[strings.Index(line, "snapshot installed"):])
+		}
+	}
+}
+
 // TestRebaseOntoRetrainedSnapshot: `visrec update --models bpr` consumes a stream on one
 // partition; `visrec retrain --from-kafka` trains bpr on what it has consumed; `visrec
-// snapshot publish --install` installs it (in commits of 500 rows) while the updater keeps
+// snapshot publish --install` installs it (in commits of 10 rows) while the updater keeps
 // consuming at 4,000 events/s. At the end the stored bpr rows equal, bit for bit, an
 // independent computation: a fresh updater on a memory store that Restores the snapshot and
 // applies the events after its offsets, with the same seed and options.
@@ -126,16 +137,20 @@ func TestRebaseOntoRetrainedSnapshot(t *testing.T) {
 	produced := make(chan error, 1)
 	go func() { produced <- produceEvents(t, e.brokers, e.events, evs[n1:], 4000) }()
 	time.Sleep(time.Second) // the install lands while events arrive
-	args = append([]string{"snapshot", "publish", path, "--install", "--chunk", "500"}, common...)
-	if out, err := exec.Command(visrecBin, args...).CombinedOutput(); err != nil {
+	// Commits of 10 rows: the freeze lasts long enough for flushes to land in it.
+	args = append([]string{"snapshot", "publish", path, "--install", "--chunk", "10"}, common...)
+	out, err := exec.Command(visrecBin, args...).CombinedOutput()
+	if err != nil {
 		t.Fatalf("publish --install: %v\n%s", err, out)
 	}
+	logInstall(t, out)
 	if err := <-produced; err != nil {
 		t.Fatal(err)
 	}
 	e.waitApplied(store, 1, n1+n2, p)
 	waitModelOffsets(t, store, e.events, "bpr", map[int]int64{0: n1 + n2}, p)
 	p.kill(t, syscall.SIGTERM)
+	t.Logf("the updater was fenced %d times", strings.Count(p.stderr.String(), "fenced:"))
 	if ep, err := store.Offsets(context.Background(), updater.EpochTopic("bpr")); err != nil || len(ep) != 1 || ep[0] != 2 {
 		t.Fatalf("bpr's epoch %v (%v), want 2", ep, err)
 	}
@@ -229,9 +244,11 @@ func TestRebaseManyPartitions(t *testing.T) {
 	go func() { produced <- produceEvents(t, e.brokers, e.events, evs[n1:], 4000) }()
 	time.Sleep(time.Second)
 	args = append([]string{"snapshot", "publish", path, "--install", "--chunk", "300"}, common...)
-	if out, err := exec.Command(visrecBin, args...).CombinedOutput(); err != nil {
+	out, err := exec.Command(visrecBin, args...).CombinedOutput()
+	if err != nil {
 		t.Fatalf("publish --install: %v\n%s", err, out)
 	}
+	logInstall(t, out)
 	if err := <-produced; err != nil {
 		t.Fatal(err)
 	}
