@@ -42,6 +42,13 @@ type Options struct {
 	Timeout time.Duration
 	// ShutdownGrace is how long Serve waits for requests in flight after its context ends.
 	ShutdownGrace time.Duration
+	// Lists, with ListMaxAge > 0, is the fast path of recommendations: a request with the
+	// defaults of a list (exclude_seen, no candidates) and k no longer than the user's list
+	// is answered from the list when the list was written at most ListMaxAge ago; any other
+	// request, or a missing, short or older list, or a failed read, is ranked exactly.
+	// nil or ListMaxAge 0: every request is ranked (the default).
+	Lists      ListSource
+	ListMaxAge time.Duration
 }
 
 // DefaultOptions: no token, k ≤ 1000, 10,000 ids, ids ≤ 512 bytes, 1 MiB bodies, 2 s per
@@ -108,6 +115,8 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	sources  *prometheus.CounterVec // recommendations by the path that answered
+	misses   *prometheus.CounterVec // list reads that could not serve, by reason
 }
 
 // New returns a Server over b. Its metrics are registered in reg, and /metrics serves reg
@@ -136,7 +145,13 @@ func New(b Backend, opts Options, reg *prometheus.Registry, log *zap.Logger) (*S
 		Help:    "Time from request to answer, by route and status code.",
 		Buckets: []float64{.0002, .0005, .001, .002, .003, .005, .0075, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"route", "code"})
-	for _, c := range []prometheus.Collector{s.requests, s.latency} {
+	s.sources = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "visrec_http_recommendations_total", Help: "Recommendations answered, by source (list, ranked, popular).",
+	}, []string{"source"})
+	s.misses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "visrec_http_list_misses_total", Help: "Recommendations that tried the materialized list and were ranked instead, by reason (missing_or_short, stale, error).",
+	}, []string{"reason"})
+	for _, c := range []prometheus.Collector{s.requests, s.latency, s.sources, s.misses} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("serving: register metrics: %w", err)
 		}
@@ -375,7 +390,11 @@ type recResponse struct {
 	// Fallback is "popular" when the user is unknown and the list is the popular-and-fresh
 	// fallback (scores are then popularity scores, not model scores); absent otherwise.
 	Fallback string `json:"fallback,omitempty"`
-	Items    []item `json:"items"`
+	// Source is the path that answered: "list" (the materialized list in Redis, ListAgeMS
+	// old), "ranked" (exact ranking in memory) or "popular" (the fallback).
+	Source    string `json:"source"`
+	ListAgeMS *int64 `json:"list_age_ms,omitempty"`
+	Items     []item `json:"items"`
 }
 
 func (s *Server) recommendGET(w http.ResponseWriter, r *http.Request) error {
@@ -418,18 +437,53 @@ func (s *Server) recommend(w http.ResponseWriter, r *http.Request, req recReques
 		return err
 	}
 	version := s.b.Version()
-	res := recResponse{User: user, Model: model, Version: version}
+	res := recResponse{User: user, Model: model, Version: version, Source: "ranked"}
+	if list, age, ok := s.fromList(r.Context(), model, user, req); ok {
+		ms := age.Milliseconds()
+		res.Source, res.ListAgeMS, res.Items = "list", &ms, toItems(list)
+		s.sources.WithLabelValues(res.Source).Inc()
+		writeJSON(w, http.StatusOK, &res)
+		return nil
+	}
 	list, err := s.b.Recommend(r.Context(), model, user, req.K, RecOptions{ExcludeSeen: req.ExcludeSeen, Candidates: req.Candidates})
 	if errors.Is(err, ErrUnknownUser) {
-		res.Fallback = "popular"
+		res.Fallback, res.Source = "popular", "popular"
 		list, err = s.popular(req)
 	}
 	if err != nil {
 		return err
 	}
 	res.Items = toItems(list)
+	s.sources.WithLabelValues(res.Source).Inc()
 	writeJSON(w, http.StatusOK, &res)
 	return nil
+}
+
+// fromList answers req from the user's materialized list when the fast path is on, the
+// request asks what the list holds (seen items excluded, every item a candidate) and the
+// list has at least k items and was written at most ListMaxAge ago. The age is measured
+// with this server's clock against the writer's (same host, or synchronized clocks); a
+// list from the future counts as age 0.
+func (s *Server) fromList(ctx context.Context, model, user string, req recRequest) ([]Scored, time.Duration, bool) {
+	if s.opts.Lists == nil || s.opts.ListMaxAge <= 0 || !req.ExcludeSeen || req.Candidates != nil {
+		return nil, 0, false
+	}
+	list, written, ok, err := s.opts.Lists.TopList(ctx, model, user, req.K)
+	switch {
+	case err != nil:
+		s.misses.WithLabelValues("error").Inc()
+		s.log.Debug("list read failed; ranking instead", zap.Error(err))
+		return nil, 0, false
+	case !ok:
+		s.misses.WithLabelValues("missing_or_short").Inc()
+		return nil, 0, false
+	}
+	age := max(time.Since(written), 0)
+	if age > s.opts.ListMaxAge {
+		s.misses.WithLabelValues("stale").Inc()
+		return nil, 0, false
+	}
+	return list, age, true
 }
 
 // popular is the answer for an unknown user: the popular-and-fresh list, restricted to the

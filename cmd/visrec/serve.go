@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/visrec/visrec/featurestore"
@@ -31,6 +32,9 @@ type serveFlags struct {
 	timeout, grace time.Duration
 	sync, global   time.Duration
 	workers        int
+	listMaxAge     time.Duration
+	// redisAddr and ns locate the materialized lists (set by the command from its own flags).
+	redisAddr, ns string
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -45,6 +49,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.sync, "sync-interval", rd.SyncInterval, "how often the index polls Redis for changed items")
 	fs.DurationVar(&f.global, "global-refresh", rd.GlobalRefresh, "least time between recomputations of all item vectors after a model's global row changed")
 	fs.IntVar(&f.workers, "workers", rd.Workers, "goroutines one ranking is split over")
+	fs.DurationVar(&f.listMaxAge, "list-max-age", 0, "answer plain recommendations (exclude_seen, no candidates, k <= list length) from the lists of 'visrec lists' written at most this long ago, e.g. 2s; 0: always rank exactly")
 }
 
 func (f *serveFlags) options() serving.Options {
@@ -69,6 +74,7 @@ func runServe(ctx context.Context, log *zap.Logger, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
+	sf.redisAddr, sf.ns = *redisAddr, *ns
 	ms, err := servableModels(&mf)
 	if err != nil {
 		return err
@@ -83,7 +89,8 @@ func runServe(ctx context.Context, log *zap.Logger, args []string) error {
 		return err
 	}
 	log.Info("serving", zap.String("url", "http://"+ln.Addr().String()), zap.String("models", mf.names),
-		zap.String("redis", *redisAddr), zap.String("namespace", *ns), zap.Bool("auth", sf.options().Token != ""))
+		zap.String("redis", *redisAddr), zap.String("namespace", *ns), zap.Bool("auth", sf.options().Token != ""),
+		zap.Duration("list_max_age", sf.listMaxAge))
 	return serveStore(ctx, log, store, ms, &sf, ln, nil)
 }
 
@@ -129,7 +136,14 @@ func serveStore(ctx context.Context, log *zap.Logger, store featurestore.Store, 
 			func() float64 { return float64(idx.Len()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "visrec_ranking_version", Help: "Version of the served index state."},
 			func() float64 { return float64(idx.Version()) }))
-	srv, err := serving.New(idx, sf.options(), reg, log)
+	opts := sf.options()
+	if sf.listMaxAge > 0 {
+		// A client of its own: list reads must not queue behind the index's syncs.
+		client := redis.NewClient(&redis.Options{Addr: sf.redisAddr})
+		defer client.Close()
+		opts.Lists, opts.ListMaxAge = serving.NewRedisLists(client, sf.ns), sf.listMaxAge
+	}
+	srv, err := serving.New(idx, opts, reg, log)
 	if err != nil {
 		ln.Close()
 		return err
