@@ -19,10 +19,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/visrec/visrec/featurestore"
 	"github.com/visrec/visrec/models"
+	"github.com/visrec/visrec/toplists"
 	"github.com/visrec/visrec/updater"
 )
 
@@ -31,10 +33,13 @@ func init() {
 }
 
 // benchServe fills a fresh Redis namespace with synthetic model rows (through the feature
-// store's transactions, as the updater writes them), serves it in-process, and drives the
-// server from a second process, wrk, on loopback: first one connection (one request at a
-// time: latency), then several (sustained requests/s). Each request asks for the top k of a
-// random user.
+// store's transactions, as the updater writes them) and, for the first --list-users users,
+// materialized lists in the format of docs/lists.md; serves it in-process with the list fast
+// path on, and drives the server from a second process, wrk, on loopback. Each path is
+// measured apart: requests for users without a list are ranked exactly, requests for users
+// with one are answered from it; each first on one connection (one request at a time:
+// latency), then on several (sustained requests/s). Each request asks for the top k of a
+// random user of its range.
 func benchServe(ctx context.Context, log *zap.Logger, args []string) error {
 	fs := flag.NewFlagSet("bench serve", flag.ContinueOnError)
 	redisAddr := fs.String("redis", envOr("VISREC_REDIS_ADDR", "127.0.0.1:6379"), "Redis address (env VISREC_REDIS_ADDR)")
@@ -47,6 +52,8 @@ func benchServe(ctx context.Context, log *zap.Logger, args []string) error {
 	threads := fs.Int("wrk-threads", 1, "wrk threads of the requests/s run (the server shares the machine's cores with wrk)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the server process during the requests/s run to this file")
 	keep := fs.Bool("keep", false, "keep the benchmark's Redis namespace (printed) instead of deleting it")
+	listUsers := fs.Int("list-users", 5_000, "users u0.. given a materialized list (the list path's requests); the others have none (the ranked path's); 0: no list runs")
+	listK := fs.Int("list-k", 50, "items in each materialized list (visrec lists --k)")
 	var sf serveFlags
 	sf.register(fs)
 	var mf modelFlags
@@ -54,6 +61,14 @@ func benchServe(ctx context.Context, log *zap.Logger, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *listUsers < 0 || *listUsers >= *nUsers || (*listUsers > 0 && *listK < *k) {
+		return fmt.Errorf("--list-users must be in [0, --users) and --list-k at least --k")
+	}
+	if *listUsers > 0 && sf.listMaxAge == 0 {
+		// The lists are written once, before the runs: they must stay fresh through them.
+		sf.listMaxAge = time.Hour
+	}
+	sf.redisAddr, sf.ns = *redisAddr, ""
 	wrk, err := exec.LookPath("wrk")
 	if err != nil {
 		return errors.New("bench serve needs wrk, the HTTP load generator, on PATH: sudo apt-get install -y wrk (Debian/Ubuntu)")
@@ -63,6 +78,7 @@ func benchServe(ctx context.Context, log *zap.Logger, args []string) error {
 		return err
 	}
 	ns := fmt.Sprintf("bench-serve-%d", time.Now().UnixNano()%1e9)
+	sf.ns = ns
 	store, err := openRedis(ctx, *redisAddr, ns)
 	if err != nil {
 		return err
@@ -79,6 +95,14 @@ func benchServe(ctx context.Context, log *zap.Logger, args []string) error {
 	}
 	fmt.Printf("wrote %d items and %d users (models %s, K=%d) to Redis namespace %s in %.1fs\n",
 		*nItems, *nUsers, mf.names, mf.factors, ns, time.Since(t0).Seconds())
+	if *listUsers > 0 {
+		t0 = time.Now()
+		if err := writeLists(ctx, *redisAddr, ns, ms[0].Name(), *listUsers, *listK, *nItems); err != nil {
+			return err
+		}
+		fmt.Printf("wrote lists of %d items for users u0..u%d (model %s) in %.1fs; server --list-max-age %s\n",
+			*listK, *listUsers-1, ms[0].Name(), time.Since(t0).Seconds(), sf.listMaxAge)
+	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -102,8 +126,13 @@ func benchServe(ctx context.Context, log *zap.Logger, args []string) error {
 	fmt.Printf("index loaded in %.1fs; server on %s (GOMAXPROCS %d, %d CPUs)\n", time.Since(t0).Seconds(), ln.Addr(), runtime.GOMAXPROCS(0), runtime.NumCPU())
 	url := "http://" + ln.Addr().String()
 	token := sf.options().Token
-	if err := checkServing(url, token, *k); err != nil {
+	if err := checkServing(url, token, "u"+strconv.Itoa(*listUsers), *k, "ranked"); err != nil {
 		return err
+	}
+	if *listUsers > 0 {
+		if err := checkServing(url, token, "u0", *k, "list"); err != nil {
+			return err
+		}
 	}
 
 	dir, err := os.MkdirTemp("", "visrec-bench-serve")
@@ -115,13 +144,10 @@ func benchServe(ctx context.Context, log *zap.Logger, args []string) error {
 	if err := os.WriteFile(script, []byte(wrkScript), 0o644); err != nil {
 		return err
 	}
-	run := func(name, route string, threads, conns int, d time.Duration) (wrkResult, error) {
-		n := *nUsers
-		if route == "item" {
-			n = *nItems
-		}
+	// route "rec" asks for users [lo, hi), "item" looks up items [lo, hi).
+	run := func(name, route string, lo, hi, threads, conns int, d time.Duration) (wrkResult, error) {
 		cmdArgs := []string{"-t" + strconv.Itoa(threads), "-c" + strconv.Itoa(conns), "-d" + d.String(), "--timeout", "5s",
-			"-s", script, url, "--", route, strconv.Itoa(n), strconv.Itoa(*k), token}
+			"-s", script, url, "--", route, strconv.Itoa(lo), strconv.Itoa(hi), strconv.Itoa(*k), token}
 		fmt.Printf("%s: wrk %s\n", name, strings.Join(cmdArgs[:len(cmdArgs)-1], " "))
 		out, err := exec.CommandContext(ctx, wrk, cmdArgs...).CombinedOutput()
 		if err != nil {
@@ -136,36 +162,54 @@ func benchServe(ctx context.Context, log *zap.Logger, args []string) error {
 		}
 		return res, nil
 	}
-	if _, err := run("warm-up", "rec", 1, 4, 2*time.Second); err != nil {
+	if _, err := run("warm-up", "rec", *listUsers, *nUsers, 1, 4, 2*time.Second); err != nil {
 		return err
 	}
-	lat, err := run("latency (one connection, one request at a time)", "rec", 1, 1, *dur)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("  %d requests, %.0f requests/s; latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms\n",
-		lat.requests, lat.rate(), lat.p50/1e3, lat.p90/1e3, lat.p99/1e3, lat.p999/1e3, lat.max/1e3)
 	stopProfile := func() {}
 	if *cpuProfile != "" {
 		if stopProfile, err = startCPUProfile(*cpuProfile); err != nil {
 			return err
 		}
 	}
-	thr, err := run(fmt.Sprintf("requests/s (%d connections)", *conns), "rec", *threads, *conns, *dur)
+	// measure runs the latency and the requests/s runs of one path.
+	measure := func(path string, lo, hi int) (lat, thr wrkResult, err error) {
+		lat, err = run(path+": latency (one connection, one request at a time)", "rec", lo, hi, 1, 1, *dur)
+		if err != nil {
+			return
+		}
+		fmt.Printf("  %d requests, %.0f requests/s; latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms\n",
+			lat.requests, lat.rate(), lat.p50/1e3, lat.p90/1e3, lat.p99/1e3, lat.p999/1e3, lat.max/1e3)
+		thr, err = run(fmt.Sprintf("%s: requests/s (%d connections)", path, *conns), "rec", lo, hi, *threads, *conns, *dur)
+		if err != nil {
+			return
+		}
+		fmt.Printf("  %d requests, %.0f requests/s; latency p50 %.2f ms, p99 %.2f ms\n", thr.requests, thr.rate(), thr.p50/1e3, thr.p99/1e3)
+		return
+	}
+	rLat, rThr, err := measure("ranked", *listUsers, *nUsers)
 	stopProfile()
 	if err != nil {
 		return err
 	}
-	fmt.Printf("  %d requests, %.0f requests/s; latency p50 %.2f ms, p99 %.2f ms\n", thr.requests, thr.rate(), thr.p50/1e3, thr.p99/1e3)
+	var lLat, lThr wrkResult
+	if *listUsers > 0 {
+		if lLat, lThr, err = measure("list", 0, *listUsers); err != nil {
+			return err
+		}
+	}
 	// The same load on item lookups, which rank nothing: what the HTTP layer, JSON and wrk
 	// cost on this machine, apart from the ranking.
-	base, err := run(fmt.Sprintf("baseline: item lookup, no ranking (%d connections)", *conns), "item", *threads, *conns, min(*dur, 5*time.Second))
+	base, err := run(fmt.Sprintf("baseline: item lookup, no ranking (%d connections)", *conns), "item", 0, *nItems, *threads, *conns, min(*dur, 5*time.Second))
 	if err != nil {
 		return err
 	}
 	fmt.Printf("  %d requests, %.0f requests/s; latency p50 %.2f ms, p99 %.2f ms\n", base.requests, base.rate(), base.p50/1e3, base.p99/1e3)
-	fmt.Printf("summary: %d items, K=%d, top-%d of a random user (of %d) excluding %d seen: one at a time p50 %.2f ms, p99 %.2f ms; %.0f requests/s with %d connections (goals: p99 <= 5 ms, >= 5,000 requests/s)\n",
-		*nItems, mf.factors, *k, *nUsers, *nSeen, lat.p50/1e3, lat.p99/1e3, thr.rate(), *conns)
+	fmt.Printf("summary: %d items, K=%d, top-%d of a random user (of %d) excluding %d seen (goals: p99 <= 5 ms, >= 5,000 requests/s)\n",
+		*nItems, mf.factors, *k, *nUsers, *nSeen)
+	fmt.Printf("  ranked: one at a time p50 %.2f ms, p99 %.2f ms; %.0f requests/s with %d connections\n", rLat.p50/1e3, rLat.p99/1e3, rThr.rate(), *conns)
+	if *listUsers > 0 {
+		fmt.Printf("  list:   one at a time p50 %.2f ms, p99 %.2f ms; %.0f requests/s with %d connections\n", lLat.p50/1e3, lLat.p99/1e3, lThr.rate(), *conns)
+	}
 	stop()
 	if err := <-srvDone; err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -240,10 +284,10 @@ func fillSynthetic(ctx context.Context, store featurestore.Store, ms []models.Se
 	return nil
 }
 
-// checkServing asks once for a known user's top k, so that a misconfigured run fails before
-// it is measured.
-func checkServing(url, token string, k int) error {
-	req, _ := http.NewRequest("GET", url+"/v1/users/u0/recommendations?k="+strconv.Itoa(k), nil)
+// checkServing asks once for user's top k and checks that source answered, so that a
+// misconfigured run fails before it is measured.
+func checkServing(url, token, user string, k int, source string) error {
+	req, _ := http.NewRequest("GET", url+"/v1/users/"+user+"/recommendations?k="+strconv.Itoa(k), nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -253,14 +297,14 @@ func checkServing(url, token string, k int) error {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || strings.Contains(string(body), `"fallback"`) {
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"source":"`+source+`"`) {
 		return fmt.Errorf("check request: %d %s", resp.StatusCode, body)
 	}
 	return nil
 }
 
-// wrkScript asks for the top k of a random user u0..u(n-1) (route "rec") or looks up a
-// random item i0..i(n-1) (route "item"); done prints wrk's figures in one line for parseWrk
+// wrkScript asks for the top k of a random user u<lo>..u<hi-1> (route "rec") or looks up a
+// random item i<lo>..i<hi-1> (route "item"); done prints wrk's figures in one line for parseWrk
 // (latencies in microseconds).
 const wrkScript = `
 local threads = 0
@@ -269,17 +313,17 @@ function setup(thread)
   thread:set("seed", threads)
 end
 function init(args)
-  route, n, k = args[1], tonumber(args[2]), args[3]
+  route, lo, hi, k = args[1], tonumber(args[2]), tonumber(args[3]), args[4]
   math.randomseed(os.time() * 1000 + (seed or 0))
-  if args[4] and args[4] ~= "" then
-    wrk.headers["Authorization"] = "Bearer " .. args[4]
+  if args[5] and args[5] ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. args[5]
   end
 end
 function request()
   if route == "item" then
-    return wrk.format("GET", "/v1/items/i" .. math.random(0, n - 1))
+    return wrk.format("GET", "/v1/items/i" .. math.random(lo, hi - 1))
   end
-  return wrk.format("GET", "/v1/users/u" .. math.random(0, n - 1) .. "/recommendations?k=" .. k)
+  return wrk.format("GET", "/v1/users/u" .. math.random(lo, hi - 1) .. "/recommendations?k=" .. k)
 end
 function done(summary, latency, requests)
   local e = summary.errors
@@ -309,4 +353,36 @@ func parseWrk(out string) (wrkResult, error) {
 	}
 	return wrkResult{requests: n[0], durationUS: n[1], p50: float64(n[2]), p90: float64(n[3]), p99: float64(n[4]),
 		p999: float64(n[5]), max: float64(n[6]), non2xx: n[7], socketErrors: n[8]}, nil
+}
+
+// writeLists writes, for users u0..u(n-1) of model, a list of k random items with decreasing
+// scores and the write time now, in the format of docs/lists.md (as visrec lists writes it;
+// their content does not matter to the speed of serving them).
+func writeLists(ctx context.Context, addr, ns, model string, n, k, nItems int) error {
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	defer client.Close()
+	rng := rand.New(rand.NewPCG(7, 1))
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	const batch = 500
+	z := make([]redis.Z, k)
+	for lo := 0; lo < n; lo += batch {
+		if _, err := client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for u := lo; u < min(lo+batch, n); u++ {
+				user := "u" + strconv.Itoa(u)
+				score := 1.0
+				for j := range z {
+					score -= rng.Float64() * 0.01
+					z[j] = redis.Z{Member: "i" + strconv.Itoa(rng.IntN(nItems)), Score: float64(float32(score))}
+				}
+				key := toplists.ListKey(ns, model, user)
+				p.Del(ctx, key)
+				p.ZAdd(ctx, key, z...)
+				p.HSet(ctx, toplists.FreshnessKey(ns, model), user, now)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("write lists: %w", err)
+		}
+	}
+	return nil
 }
