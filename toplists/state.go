@@ -30,6 +30,7 @@ type modelLists struct {
 	usersSince int64           // version of "<model>:users" polled up to
 	itemsSince uint64          // index version whose item changes are applied
 	catalogN   int             // the index's catalog length before the last item changes were read
+	catalogLog []catalogMark   // catalog lengths over the last Debounce, oldest first
 	drift      map[string]bool // existing items whose vectors changed, not yet scored
 	driftQueue []string        // drifted items being scored, driftPerPoll per poll
 	lastDrift  time.Time       // when drift was last scored
@@ -46,6 +47,23 @@ type modelLists struct {
 func newModelLists(name string, dim int) *modelLists {
 	return &modelLists{name: name, dim: dim, slots: make(map[string]int), queued: make(map[string]int),
 		lazySet: make(map[int]time.Time), drift: make(map[string]bool)}
+}
+
+type catalogMark struct {
+	t time.Time
+	n int
+}
+
+// young records the catalog length n at t and returns the length it had Debounce ago (or
+// at the oldest record): positions from there on are items that joined within Debounce.
+func (ml *modelLists) young(n int, t time.Time, debounce time.Duration) int {
+	if len(ml.catalogLog) == 0 || ml.catalogLog[len(ml.catalogLog)-1].n != n {
+		ml.catalogLog = append(ml.catalogLog, catalogMark{t, n})
+	}
+	for len(ml.catalogLog) > 1 && t.Sub(ml.catalogLog[1].t) >= debounce {
+		ml.catalogLog = ml.catalogLog[1:]
+	}
+	return ml.catalogLog[0].n
 }
 
 type lazyMark struct {

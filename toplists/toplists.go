@@ -523,6 +523,7 @@ func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
 	now, ids := cs.Now, cs.IDs
 	newFrom := ml.catalogN // positions from here on joined the catalog since the last call
 	ml.catalogN = catalogN
+	youngFrom := ml.young(catalogN, time.Now(), m.opts.Debounce)
 	if cs.Reload {
 		t := time.Now()
 		for _, u := range ml.ids {
@@ -612,9 +613,11 @@ func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
 		ml.lists[c.slot] = list
 		m.st.Incremental++
 		m.met.incremental.WithLabelValues(ml.name).Inc()
-		if !slices.ContainsFunc(c.entering, func(e entry) bool { return int(e.pos) >= newFrom }) {
-			// No new catalog item entered: only existing items' rows drifted (VBPR moves
-			// most of them at every flush, and lists at the K-th boundary with them). The
+		if !slices.ContainsFunc(c.entering, func(e entry) bool { return int(e.pos) >= youngFrom }) {
+			// No young item entered (one that joined the catalog within Debounce: it may
+			// enter a list only after its first scoring, as the user's vector or the
+			// global row moves): only older items' rows drifted (VBPR moves most of them
+			// at every flush, and lists at the K-th boundary with them). The
 			// list in memory is exact at once; Redis gets it within Debounce, at most
 			// lazyPerPoll lists per poll, so that drift does not rewrite every list at
 			// every flush.
