@@ -36,8 +36,8 @@
 //
 // # Speed: what is done at once and what is batched
 //
-// Items new to the catalog are scored at the first poll that sees them and the lists they
-// enter are written at once. Changes of existing items (VBPR moves most item rows at every
+// Items new to the catalog are scored at the first poll that sees them, and a list that an
+// item enters within Debounce of joining the catalog is written at once. Changes of existing items (VBPR moves most item rows at every
 // flush of the updater) are collected and scored once per driftInterval (200 ms, or
 // Debounce when shorter), driftPerPoll per poll, so that no poll stalls new items behind
 // thousands of drifted ones; lists changed only by such drift or by a user's rescoring are
