@@ -31,6 +31,7 @@ type serveFlags struct {
 	maxBody        int64
 	timeout, grace time.Duration
 	sync, global   time.Duration
+	popular        time.Duration
 	workers        int
 	listMaxAge     time.Duration
 	// redisAddr and ns locate the materialized lists (set by the command from its own flags).
@@ -49,6 +50,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.sync, "sync-interval", rd.SyncInterval, "how often the index polls Redis for changed items")
 	fs.DurationVar(&f.global, "global-refresh", rd.GlobalRefresh, "least time between recomputations of all item vectors after a model's global row changed")
 	fs.IntVar(&f.workers, "workers", rd.Workers, "goroutines one ranking is split over")
+	fs.DurationVar(&f.popular, "popular-refresh", rd.PopularRefresh, "how often the interaction counts of every item (the new-user fallback) are re-read from Redis")
 	fs.DurationVar(&f.listMaxAge, "list-max-age", 0, "answer plain recommendations (exclude_seen, no candidates, k <= list length) from the lists of 'visrec lists' written at most this long ago, e.g. 2s; 0: always rank exactly")
 }
 
@@ -124,7 +126,7 @@ func servableModels(mf *modelFlags) ([]models.Servable, error) {
 // ready, when not nil, is closed once the index has loaded.
 func serveStore(ctx context.Context, log *zap.Logger, store featurestore.Store, ms []models.Servable, sf *serveFlags,
 	ln net.Listener, ready chan<- struct{}) error {
-	idx, err := ranking.New(store, ms, ranking.Options{SyncInterval: sf.sync, GlobalRefresh: sf.global, Workers: sf.workers,
+	idx, err := ranking.New(store, ms, ranking.Options{SyncInterval: sf.sync, GlobalRefresh: sf.global, PopularRefresh: sf.popular, Workers: sf.workers,
 		Logger: log.Named("ranking")})
 	if err != nil {
 		ln.Close()
