@@ -188,21 +188,28 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) err
 	if err := c.upd.Load(ctx, c.topics()...); err != nil {
 		return fmt.Errorf("consumers: load state: %w", err)
 	}
+	// Item events have a channel of their own, which process drains first: a new item must
+	// not wait behind a backlog of interactions to become a candidate (cold start).
 	in := make(chan record, 4*c.opts.BatchSize)
+	items := make(chan record, 1024)
 	n := 0
 	for topic, parts := range gen.Assignments {
+		out := in
+		if topic == c.opts.ItemsTopic {
+			out = items
+		}
 		for _, p := range parts {
 			start := c.upd.Offset(topic, p.ID)
 			if start == featurestore.NoOffset {
 				start = kafka.FirstOffset
 			}
 			n++
-			gen.Start(func(gctx context.Context) { c.fetch(gctx, topic, p.ID, start, in) })
+			gen.Start(func(gctx context.Context) { c.fetch(gctx, topic, p.ID, start, out) })
 		}
 	}
 	c.log.Info("generation started", zap.Int32("generation", gen.ID), zap.Int("partitions", n))
 	done := make(chan error, 1)
-	gen.Start(func(gctx context.Context) { done <- c.process(ctx, gctx, in) })
+	gen.Start(func(gctx context.Context) { done <- c.process(ctx, gctx, in, items) })
 	err := <-done
 	switch {
 	case errors.Is(err, featurestore.ErrFenced):
@@ -299,12 +306,13 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// process applies records in arrival order and flushes by the updater's policy. A flush
+// process applies records in arrival order, item events (items) ahead of waiting
+// interactions (in), and flushes by the updater's policy. A flush
 // commits on its own goroutine while the next events are applied (Redis merges while this
 // process computes); at most one is in flight. process returns when the generation (gctx)
 // or the run (ctx) ends, after a final flush, or on a store failure. Its return ends the
 // generation.
-func (c *Consumer) process(ctx, gctx context.Context, in <-chan record) error {
+func (c *Consumer) process(ctx, gctx context.Context, in, items <-chan record) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	batch := make([]record, 0, c.opts.BatchSize)
@@ -370,10 +378,20 @@ func (c *Consumer) process(ctx, gctx context.Context, in <-chan record) error {
 				return err
 			}
 		case <-tick.C:
+		case r := <-items:
+			batch = append(batch, r)
 		case r := <-in:
 			batch = append(batch, r)
+		}
+		if len(batch) > 0 { // item events first, then interactions up to a batch
 		drain:
 			for len(batch) < cap(batch) {
+				select {
+				case r := <-items:
+					batch = append(batch, r)
+					continue
+				default:
+				}
 				select {
 				case r := <-in:
 					batch = append(batch, r)
