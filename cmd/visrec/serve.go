@@ -50,7 +50,9 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.sync, "sync-interval", rd.SyncInterval, "how often the index polls Redis for changed items")
 	fs.DurationVar(&f.global, "global-refresh", rd.GlobalRefresh, "least time between recomputations of all item vectors after a model's global row changed")
 	fs.IntVar(&f.workers, "workers", rd.Workers, "goroutines one ranking is split over")
-	fs.DurationVar(&f.popular, "popular-refresh", rd.PopularRefresh, "how often the interaction counts of every item (the new-user fallback) are re-read from Redis")
+	// Not the ranking's 5 s: each re-read holds Redis for about 10 ms per 10,000 items, and
+	// every request waits behind it (docs/benchmarks.md, serving); popularity moves slowly.
+	fs.DurationVar(&f.popular, "popular-refresh", time.Minute, "how often the interaction counts of every item (the new-user fallback) are re-read from Redis")
 	fs.DurationVar(&f.listMaxAge, "list-max-age", 0, "answer plain recommendations (exclude_seen, no candidates, k <= list length) from the lists of 'visrec lists' written at most this long ago, e.g. 2s; 0: always rank exactly")
 }
 
