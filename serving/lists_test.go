@@ -109,6 +109,13 @@ func TestServeRealLists(t *testing.T) {
 	if a, got := get(path); a.body["source"] != "list" || !slices.Equal(got, list[:3]) {
 		t.Fatalf("rewritten list: source %v, items %v", a.body["source"], got)
 	}
+	// A list without its write time cannot be judged fresh: ranked.
+	if err := client.HDel(ctx, toplists.FreshnessKey(ns, "bpr"), "u1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if a, got := get(path); a.body["source"] != "ranked" || !slices.Equal(got, ranked(path)) {
+		t.Fatalf("list without a write time: source %v, items %v", a.body["source"], got)
+	}
 	// An unknown user without a list gets the fallback, marked as such.
 	if a, _ := get("/v1/users/nobody/recommendations?k=3"); a.body["source"] != "popular" || a.body["fallback"] != "popular" {
 		t.Fatalf("unknown user: source %v, fallback %v", a.body["source"], a.body["fallback"])
