@@ -26,7 +26,9 @@ type syncer struct {
 	events      []int64
 }
 
-const readChunk = 10_000 // ids per HMGET
+// readChunk is the number of ids per HMGET: Redis runs one command at a time, and 1,000
+// rows hold it for about a millisecond, short enough not to stall serving reads.
+const readChunk = 1_000
 
 func newSyncer(x *Index) *syncer {
 	n := len(x.ms)
