@@ -37,6 +37,7 @@ type freshnessConfig struct {
 	warmup     int64         // interactions streamed, as fast as possible, before measuring
 	duration   time.Duration // measuring time
 	probeEvery time.Duration // one probe item per interval
+	watchEvery time.Duration // how often the watchers look for the timed items
 	probeUsers int           // probes go round-robin to this many of the most active users
 	k          int           // list length
 	partitions int
@@ -90,6 +91,7 @@ func parseFreshness(log *zap.Logger, args []string) (freshnessConfig, error) {
 	fs.Int64Var(&c.warmup, "warmup", 200_000, "interactions streamed before measuring, so that the models have learned")
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "measuring time")
 	fs.DurationVar(&c.probeEvery, "probe-every", 200*time.Millisecond, "one probe item per interval")
+	fs.DurationVar(&c.watchEvery, "watch-every", 2*time.Millisecond, "how often the watchers look (in Redis and the index) for the timed items: the figures' resolution; each look costs Redis calls")
 	fs.IntVar(&c.probeUsers, "probe-users", 30, "probes go round-robin to this many of the most active users (keep duration/probe-every/probe-users below --k, so that earlier probes never fill a list)")
 	fs.IntVar(&c.k, "k", 10, "length of the materialized lists")
 	fs.IntVar(&c.partitions, "partitions", 4, "partitions of the benchmark topics")
@@ -376,7 +378,7 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 	scoreable.check(func(id string) bool { _, ok := idx.Item(id); return ok })
 	scoreable, stored = newTiming(), newTiming() // measure only what is produced under load
 
-	// Watchers poll every millisecond.
+	// Watchers poll every c.watchEvery.
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	var watchers sync.WaitGroup
@@ -384,7 +386,7 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 		watchers.Add(1)
 		go func() {
 			defer watchers.Done()
-			tick := time.NewTicker(time.Millisecond)
+			tick := time.NewTicker(c.watchEvery)
 			defer tick.Stop()
 			for {
 				select {
