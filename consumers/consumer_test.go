@@ -40,11 +40,38 @@ func item(id string, emb []float32) string {
 	return string(it.AppendBinary(nil))
 }
 
-// nanItem is a binary item event whose embedding holds a NaN: JSON cannot carry one.
-func nanItem(id string) string {
+// badItem is a binary item event whose last embedding value is v (JSON cannot carry a NaN
+// or an infinity).
+func badItem(id string, v float32) string {
 	b := []byte(item(id, []float32{1, 2, 3, 4}))
-	binary.LittleEndian.PutUint32(b[len(b)-4-1-4:], math.Float32bits(float32(math.NaN())))
+	binary.LittleEndian.PutUint32(b[len(b)-4-1-4:], math.Float32bits(v))
 	return string(b)
+}
+
+// newTopics creates the events, items and dead-letter topics of a test run, one partition each.
+func newTopics(ctx context.Context, t *testing.T, brokers []string, run string) (ev, it, dl string) {
+	t.Helper()
+	ev, it, dl = run+".events", run+".items", run+".dead"
+	for _, tp := range []string{ev, it, dl} {
+		if err := producers.EnsureTopic(ctx, brokers, tp, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ev, it, dl
+}
+
+// writeMsgs produces ms to topic.
+func writeMsgs(ctx context.Context, t *testing.T, brokers []string, topic string, ms []msg) {
+	t.Helper()
+	sink := producers.NewKafkaSink(brokers, topic, 100)
+	defer sink.Close()
+	var kms []kafka.Message
+	for _, m := range ms {
+		kms = append(kms, kafka.Message{Key: []byte(m.key), Value: []byte(m.value)})
+	}
+	if err := sink.Write(ctx, kms); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestBadInputIsDeadLettered sends every kind of bad message between good ones through the
@@ -56,14 +83,9 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	addr := testenv.RedisAddr(t)
 	run := testenv.Unique("dlq")
-	evTopic, itTopic, dlTopic := run+".events", run+".items", run+".dead"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	for _, tp := range []string{evTopic, itTopic, dlTopic} {
-		if err := producers.EnsureTopic(ctx, brokers, tp, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	evTopic, itTopic, dlTopic := newTopics(ctx, t, brokers, run)
 	evMsgs := []msg{
 		{"u1", interaction("u1", "i1"), ""},
 		{"u1", `{"type":"click","user":"u1",`, events.ReasonMalformed},
@@ -78,21 +100,10 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 	itMsgs := []msg{
 		{"i9", item("i9", []float32{1, 2, 3, 4}), ""},
 		{"i8", item("i8", []float32{1, 2, 3}), events.ReasonDimension},
-		{"i7", nanItem("i7"), events.ReasonNonFinite},
+		{"i7", badItem("i7", float32(math.NaN())), events.ReasonNonFinite},
 	}
-	write := func(topic string, ms []msg) {
-		sink := producers.NewKafkaSink(brokers, topic, 100)
-		defer sink.Close()
-		var kms []kafka.Message
-		for _, m := range ms {
-			kms = append(kms, kafka.Message{Key: []byte(m.key), Value: []byte(m.value)})
-		}
-		if err := sink.Write(ctx, kms); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(evTopic, evMsgs)
-	write(itTopic, itMsgs)
+	writeMsgs(ctx, t, brokers, evTopic, evMsgs)
+	writeMsgs(ctx, t, brokers, itTopic, itMsgs)
 
 	client := redis.NewClient(&redis.Options{Addr: addr})
 	defer client.Close()

@@ -2,7 +2,6 @@ package consumers_test
 
 import (
 	"context"
-	"encoding/binary"
 	"math"
 	"slices"
 	"testing"
@@ -19,16 +18,8 @@ import (
 	"github.com/visrec/visrec/featurestore"
 	"github.com/visrec/visrec/internal/testenv"
 	"github.com/visrec/visrec/models"
-	"github.com/visrec/visrec/producers"
 	"github.com/visrec/visrec/updater"
 )
-
-// infItem is a binary item event whose last embedding value is +Inf.
-func infItem(id string) string {
-	b := []byte(item(id, []float32{1, 2, 3, 4}))
-	binary.LittleEndian.PutUint32(b[len(b)-4-1-4:], math.Float32bits(float32(math.Inf(1))))
-	return string(b)
-}
 
 // TestBadEmbeddingsLeaveVisualModelUntouched runs online VBPR behind a consumer on the real
 // Kafka and Redis. After a first batch of good interactions and item events has been
@@ -42,25 +33,10 @@ func TestBadEmbeddingsLeaveVisualModelUntouched(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	addr := testenv.RedisAddr(t)
 	run := testenv.Unique("visdlq")
-	evTopic, itTopic, dlTopic := run+".events", run+".items", run+".dead"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	for _, tp := range []string{evTopic, itTopic, dlTopic} {
-		if err := producers.EnsureTopic(ctx, brokers, tp, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write := func(topic string, ms []msg) {
-		sink := producers.NewKafkaSink(brokers, topic, 100)
-		defer sink.Close()
-		var kms []kafka.Message
-		for _, m := range ms {
-			kms = append(kms, kafka.Message{Key: []byte(m.key), Value: []byte(m.value)})
-		}
-		if err := sink.Write(ctx, kms); err != nil {
-			t.Fatal(err)
-		}
-	}
+	evTopic, itTopic, dlTopic := newTopics(ctx, t, brokers, run)
+	write := func(topic string, ms []msg) { writeMsgs(ctx, t, brokers, topic, ms) }
 	good := []msg{
 		{"i1", item("i1", []float32{1, 0, 2, 0.5}), ""},
 		{"i2", item("i2", []float32{0, 3, 1, 1}), ""},
@@ -71,8 +47,8 @@ func TestBadEmbeddingsLeaveVisualModelUntouched(t *testing.T) {
 		{"u2", interaction("u2", "i2"), ""}, {"u3", interaction("u3", "i1"), ""},
 	}
 	bad := []msg{
-		{"i4", nanItem("i4"), events.ReasonNonFinite},
-		{"i1", infItem("i1"), events.ReasonNonFinite},
+		{"i4", badItem("i4", float32(math.NaN())), events.ReasonNonFinite},
+		{"i1", badItem("i1", float32(math.Inf(1))), events.ReasonNonFinite},
 		{"i2", item("i2", []float32{1, 2, 3}), events.ReasonDimension},
 		{"i5", item("i5", []float32{1, 2, 3, 4, 5}), events.ReasonDimension},
 	}
