@@ -60,6 +60,27 @@ func newTopics(ctx context.Context, t *testing.T, brokers []string, run string) 
 	return ev, it, dl
 }
 
+// newStore returns a Redis store in namespace run; drop deletes the namespace's keys and
+// closes the client (call it before goleak's check).
+func newStore(t *testing.T, addr, run string) (*featurestore.Redis, func()) {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	sopts := featurestore.DefaultRedisOptions()
+	sopts.Namespace = run
+	store, err := featurestore.NewRedis(client, sopts)
+	if err != nil {
+		client.Close()
+		t.Fatal(err)
+	}
+	return store, func() {
+		keys, _ := client.Keys(context.Background(), "{"+run+"}:*").Result()
+		if len(keys) > 0 {
+			client.Del(context.Background(), keys...)
+		}
+		client.Close()
+	}
+}
+
 // writeMsgs produces ms to topic.
 func writeMsgs(ctx context.Context, t *testing.T, brokers []string, topic string, ms []msg) {
 	t.Helper()
@@ -105,20 +126,8 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 	writeMsgs(ctx, t, brokers, evTopic, evMsgs)
 	writeMsgs(ctx, t, brokers, itTopic, itMsgs)
 
-	client := redis.NewClient(&redis.Options{Addr: addr})
-	defer client.Close()
-	sopts := featurestore.DefaultRedisOptions()
-	sopts.Namespace = run
-	store, err := featurestore.NewRedis(client, sopts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		keys, _ := client.Keys(context.Background(), "{"+run+"}:*").Result()
-		if len(keys) > 0 {
-			client.Del(context.Background(), keys...)
-		}
-	}()
+	store, drop := newStore(t, addr, run)
+	defer drop()
 	uopts := updater.DefaultOptions()
 	uopts.FlushInterval = 20 * time.Millisecond
 	upd, err := updater.New(store, uopts, models.NewBPR(models.DefaultBPROptions()))

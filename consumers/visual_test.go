@@ -8,14 +8,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/visrec/visrec/consumers"
 	"github.com/visrec/visrec/events"
-	"github.com/visrec/visrec/featurestore"
 	"github.com/visrec/visrec/internal/testenv"
 	"github.com/visrec/visrec/models"
 	"github.com/visrec/visrec/updater"
@@ -53,20 +51,8 @@ func TestBadEmbeddingsLeaveVisualModelUntouched(t *testing.T) {
 		{"i5", item("i5", []float32{1, 2, 3, 4, 5}), events.ReasonDimension},
 	}
 
-	client := redis.NewClient(&redis.Options{Addr: addr})
-	defer client.Close()
-	sopts := featurestore.DefaultRedisOptions()
-	sopts.Namespace = run
-	store, err := featurestore.NewRedis(client, sopts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		keys, _ := client.Keys(context.Background(), "{"+run+"}:*").Result()
-		if len(keys) > 0 {
-			client.Del(context.Background(), keys...)
-		}
-	}()
+	store, drop := newStore(t, addr, run)
+	defer drop()
 	mo := models.DefaultOnlineVBPROptions()
 	mo.Factors, mo.VisualFactors, mo.FeatureDim = 4, 2, 4
 	uopts := updater.DefaultOptions()
