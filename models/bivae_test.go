@@ -1,10 +1,10 @@
 package models_test
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/visrec/visrec/datasets"
 	"github.com/visrec/visrec/eval"
@@ -101,26 +101,11 @@ func TestBiVAEDeterministic(t *testing.T) {
 // 0.010, below the ±0.015 tolerance: the strict beat is checked separately. Training is
 // deterministic; the tolerance is for other platforms' rounding.
 func TestBiVAEMovieLens(t *testing.T) {
-	ds := loadML(t)
-	sp, err := eval.RandomSplit(ds, 0.2, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := len(ds.Items)
 	o := biVAEMovieLensOptions()
-	start := time.Now()
-	m, err := models.TrainBiVAE(len(ds.Users), n, sp.Train, o, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trainTime := time.Since(start)
-	eo := eval.EvalOptions{Workers: 2}
-	ks := []int{20}
-	pop := eval.Evaluate(eval.NewPopularityScorer(n, sp.Train), n, sp.Train, sp.Test, ks, eo)
-	r := eval.Evaluate(m, n, sp.Train, sp.Test, ks, eo)
+	r, pop := evalRandomSplit(t, fmt.Sprintf("BiVAE %+v", o), func(users, items int, data []datasets.Interaction) (eval.Scorer, error) {
+		return models.TrainBiVAE(users, items, data, o, nil)
+	})
 	at, pat := r.AtK[0], pop.AtK[0]
-	t.Logf("BiVAE %+v: AUC %.4f, Recall@20 %.4f, NDCG@20 %.4f (%d users, trained in %v); popularity AUC %.4f, Recall@20 %.4f",
-		o, r.AUC, at.Recall, at.NDCG, r.Users, trainTime.Round(time.Millisecond), pop.AUC, pat.Recall)
 	if r.AUC <= pop.AUC || at.Recall <= pat.Recall {
 		t.Errorf("BiVAE AUC %.4f, Recall@20 %.4f do not beat popularity's %.4f, %.4f", r.AUC, at.Recall, pop.AUC, pat.Recall)
 	}

@@ -1,11 +1,11 @@
 package models_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/visrec/visrec/datasets"
 	"github.com/visrec/visrec/eval"
@@ -116,26 +116,11 @@ func mustScore(t *testing.T, nUsers, nItems int, xs []datasets.Interaction) []fl
 // Recall@20 0.1756 in 27 s), still short of WMF's 0.241. Training is deterministic; the
 // ±0.01 tolerance is for other platforms' rounding.
 func TestMultVAEMovieLens(t *testing.T) {
-	ds := loadML(t)
-	sp, err := eval.RandomSplit(ds, 0.2, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := len(ds.Items)
 	o := multVAEMovieLensOptions()
-	start := time.Now()
-	m, err := models.TrainMultVAE(len(ds.Users), n, sp.Train, o, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trainTime := time.Since(start)
-	eo := eval.EvalOptions{Workers: 2}
-	ks := []int{20}
-	pop := eval.Evaluate(eval.NewPopularityScorer(n, sp.Train), n, sp.Train, sp.Test, ks, eo)
-	r := eval.Evaluate(m, n, sp.Train, sp.Test, ks, eo)
+	r, pop := evalRandomSplit(t, fmt.Sprintf("Mult-VAE %+v", o), func(users, items int, data []datasets.Interaction) (eval.Scorer, error) {
+		return models.TrainMultVAE(users, items, data, o, nil)
+	})
 	at, pat := r.AtK[0], pop.AtK[0]
-	t.Logf("Mult-VAE %+v: AUC %.4f, Recall@20 %.4f, NDCG@20 %.4f (%d users, trained in %v); popularity AUC %.4f, Recall@20 %.4f",
-		o, r.AUC, at.Recall, at.NDCG, r.Users, trainTime.Round(time.Millisecond), pop.AUC, pat.Recall)
 	if at.Recall <= pat.Recall {
 		t.Errorf("Mult-VAE Recall@20 %.4f does not beat popularity's %.4f", at.Recall, pat.Recall)
 	}

@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -255,30 +256,14 @@ func TestNeuMFRejectsBadInput(t *testing.T) {
 // popularity's 0.8957 / 0.1103, BPR's 0.940 / 0.185 and WMF's 0.935 / 0.241. Training is
 // deterministic for the seed; the tolerance leaves room for other platforms' rounding.
 func TestNeuMFMovieLens(t *testing.T) {
-	ds := loadML(t)
-	sp, err := eval.RandomSplit(ds, 0.2, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := len(ds.Items)
 	o := models.DefaultNeuMFOptions()
-	start := time.Now()
-	m, err := models.TrainNeuMF(len(ds.Users), n, sp.Train, o, func(ep int) {
-		t.Logf("epoch %d at %v", ep, time.Since(start).Round(time.Millisecond))
+	r, pop := evalRandomSplit(t, fmt.Sprintf("NeuMF %+v", o), func(users, items int, data []datasets.Interaction) (eval.Scorer, error) {
+		start := time.Now()
+		return models.TrainNeuMF(users, items, data, o, func(ep int) {
+			t.Logf("epoch %d at %v", ep, time.Since(start).Round(time.Millisecond))
+		})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	trainTime := time.Since(start)
-	eo := eval.EvalOptions{Workers: 2}
-	ks := []int{20}
-	pop := eval.Evaluate(eval.NewPopularityScorer(n, sp.Train), n, sp.Train, sp.Test, ks, eo)
-	start = time.Now()
-	r := eval.Evaluate(m, n, sp.Train, sp.Test, ks, eo)
-	evalTime := time.Since(start)
 	at, pat := r.AtK[0], pop.AtK[0]
-	t.Logf("NeuMF %+v: AUC %.4f, Recall@20 %.4f, NDCG@20 %.4f (%d users, trained in %v, evaluated in %v); popularity AUC %.4f, Recall@20 %.4f",
-		o, r.AUC, at.Recall, at.NDCG, r.Users, trainTime.Round(time.Millisecond), evalTime.Round(time.Millisecond), pop.AUC, pat.Recall)
 	if r.AUC <= pop.AUC || at.Recall <= pat.Recall {
 		t.Errorf("NeuMF does not beat popularity")
 	}

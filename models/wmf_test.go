@@ -430,6 +430,33 @@ func loadML(t testing.TB) *datasets.Dataset {
 	return ds
 }
 
+// evalRandomSplit trains a model with train on the seeded 80/20 random split of MovieLens
+// and evaluates it and popularity at K=20 (ranking all items), logging both under name.
+func evalRandomSplit(t *testing.T, name string, train func(users, items int, data []datasets.Interaction) (eval.Scorer, error)) (r, pop eval.Report) {
+	t.Helper()
+	ds := loadML(t)
+	sp, err := eval.RandomSplit(ds, 0.2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(ds.Items)
+	start := time.Now()
+	m, err := train(len(ds.Users), n, sp.Train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainTime := time.Since(start)
+	eo := eval.EvalOptions{Workers: 2}
+	ks := []int{20}
+	pop = eval.Evaluate(eval.NewPopularityScorer(n, sp.Train), n, sp.Train, sp.Test, ks, eo)
+	start = time.Now()
+	r = eval.Evaluate(m, n, sp.Train, sp.Test, ks, eo)
+	at, pat := r.AtK[0], pop.AtK[0]
+	t.Logf("%s: AUC %.4f, Recall@20 %.4f, NDCG@20 %.4f (%d users, trained in %v, evaluated in %v); popularity AUC %.4f, Recall@20 %.4f, NDCG@20 %.4f",
+		name, r.AUC, at.Recall, at.NDCG, r.Users, trainTime.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), pop.AUC, pat.Recall, pat.NDCG)
+	return r, pop
+}
+
 // TestWMFMovieLens trains WMF with the defaults on a seeded random 80/20 split of
 // ml-latest-small (ratings as r_ui) and ranks all items per test user.
 //
