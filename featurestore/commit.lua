@@ -7,6 +7,8 @@
 --     'o' partition, prev, next   SetOffset (prev '-1': no stored offset)
 --     's' id, float32 LE blob     SetVector
 --     'a' id, float64 LE blob     AddVector
+--     'm' id, base, value         MergeVector (float32 LE blobs): a row equal to base
+--                                 becomes value, any other gets value - base added
 --     'd' id                      DeleteVector
 --     'c' id, n                   IncrCounter
 --     'l' id                      AppendCatalog
@@ -15,10 +17,11 @@
 --                                 written, each scored with the version of its last write;
 --                                 this commit's version is the highest score + 1
 --   Ops on one key run in call order; ops on different keys commute.
--- Returns {'ok', merged AddVector rows in ARGV order...} or {'fenced', key, partition,
+-- Returns {'ok', merged AddVector and MergeVector rows in ARGV order...} (for a row that
+-- MergeVector replaced by its value, '': the caller has it) or {'fenced', key, partition,
 -- stored}. Every check runs before the first write, because Redis does not roll a script back.
 
-local WIDTH = {o = 3, s = 2, a = 2, c = 2, l = 1, e = 1, g = 1, d = 1}
+local WIDTH = {o = 3, s = 2, a = 2, m = 3, c = 2, l = 1, e = 1, g = 1, d = 1}
 local CHUNK = 2048 -- values per struct call: Lua's C stack holds about 8000
 local HSET_PAIRS = 500 -- field/value pairs per HSET call, for the same reason
 local kinds = ARGV[1]
@@ -67,11 +70,29 @@ end)
 if fenced then return fenced end
 
 -- 3. Row lengths: blobs whole, every delta as long as the row it lands on. The stored rows
--- that deltas land on are read here, once, into orig.
+-- that deltas land on are read first, once, into orig, with one HMGET per HSET_PAIRS rows.
 local orig = {} -- orig[k][id]: stored blob, or false if missing
+runs(function(op, k, j, n)
+  if op ~= 'a' and op ~= 'm' then return end
+  local o = orig[k] or {}
+  orig[k] = o
+  local w, ids = WIDTH[op], {}
+  for r = 0, n - 1 do
+    local id = ARGV[j + w * r]
+    if o[id] == nil then
+      o[id] = false
+      ids[#ids + 1] = id
+    end
+  end
+  for s = 1, #ids, HSET_PAIRS do
+    local e = math.min(s + HSET_PAIRS - 1, #ids)
+    local got = redis.call('HMGET', KEYS[k], unpack(ids, s, e))
+    for q = s, e do o[ids[q]] = got[q - s + 1] end
+  end
+end)
 local lengths = {} -- lengths[k][id]: byte length of a row after the ops so far; -1: missing
 local bad = runs(function(op, k, j, n)
-  if op ~= 's' and op ~= 'a' and op ~= 'd' then return end
+  if op ~= 's' and op ~= 'a' and op ~= 'm' and op ~= 'd' then return end
   local key = KEYS[k]
   local lens = lengths[k] or {}
   lengths[k] = lens
@@ -81,31 +102,39 @@ local bad = runs(function(op, k, j, n)
     for r = 0, n - 1 do lens[ARGV[j + r]] = -1 end
     return
   end
+  local w = WIDTH[op]
   for r = 0, n - 1 do
-    local id, blob = ARGV[j + 2 * r], ARGV[j + 2 * r + 1]
+    local id, blob = ARGV[j + w * r], ARGV[j + w * r + 1]
+    local vals = #blob / 8 -- values in the row (AddVector)
+    if op == 'm' then
+      local value = ARGV[j + w * r + 2]
+      if #blob % 4 ~= 0 or #value ~= #blob then
+        return 'visrec: MergeVector ' .. key .. ' ' .. id .. ': base of ' .. #blob .. ' bytes, value of ' .. #value
+      end
+      vals = #blob / 4
+    end
     if op == 's' then
       if #blob % 4 ~= 0 then
         return 'visrec: SetVector ' .. key .. ' ' .. id .. ': blob of ' .. #blob .. ' bytes'
       end
       lens[id] = #blob
     else
-      if #blob % 8 ~= 0 then
+      if op == 'a' and #blob % 8 ~= 0 then
         return 'visrec: AddVector ' .. key .. ' ' .. id .. ': delta blob of ' .. #blob .. ' bytes'
       end
       local cur = lens[id]
       if cur == nil then
-        local old = redis.call('HGET', key, id)
-        o[id] = old
+        local old = o[id]
         cur = old and #old or -1
       end
       if cur >= 0 and cur % 4 ~= 0 then
         return 'visrec: AddVector ' .. key .. ' ' .. id .. ': stored row is corrupt (' .. cur .. ' bytes)'
       end
-      if cur >= 0 and cur / 4 ~= #blob / 8 then
-        return 'visrec: AddVector ' .. key .. ' ' .. id .. ': delta has ' .. (#blob / 8) ..
-          ' values, row has ' .. (cur / 4)
+      if cur >= 0 and cur / 4 ~= vals then
+        return 'visrec: ' .. (op == 'a' and 'AddVector ' or 'MergeVector ') .. key .. ' ' .. id ..
+          ': delta has ' .. vals .. ' values, row has ' .. (cur / 4)
       end
-      lens[id] = #blob / 2
+      lens[id] = 4 * vals
     end
   end
 end)
@@ -181,14 +210,30 @@ local now = {} -- now[k][id]: a row's blob after this Tx's writes so far
 local tops = {} -- highest catalog score per key
 runs(function(op, k, j, n)
   local key = KEYS[k]
-  if op == 's' or op == 'a' then
+  if op == 's' or op == 'a' or op == 'm' then
     local cur = now[k] or {}
     now[k] = cur
     local o = orig[k]
     local kv = {}
+    local w = WIDTH[op]
     for r = 0, n - 1 do
-      local id, blob = ARGV[j + 2 * r], ARGV[j + 2 * r + 1]
-      if op == 'a' then
+      local id, blob = ARGV[j + w * r], ARGV[j + w * r + 1]
+      if op == 'm' then
+        local value = ARGV[j + w * r + 2]
+        local old = cur[id]
+        if old == nil then old = o[id] end
+        if old == blob then -- Lua compares strings by content (interned): the cheap case
+          merged[#merged + 1] = ''
+        else
+          local m = #blob / 4
+          local base, sum = values('f', blob, m), values('f', value, m)
+          local stored = old and values('f', old, m)
+          for q = 1, m do sum[q] = (stored and stored[q] or 0) + (sum[q] - base[q]) end
+          value = f32blob(sum, m)
+          merged[#merged + 1] = value
+        end
+        blob = value
+      elseif op == 'a' then
         local m = #blob / 8
         local sum = values('d', blob, m)
         local old = cur[id] -- false: deleted by this Tx

@@ -269,7 +269,11 @@ func (m *Memory) check(ops []op) error {
 			lens[k] = len(o.vec)
 		case opDeleteVector:
 			lens[k] = -1
-		case opAddVector:
+		case opAddVector, opMergeVector:
+			n, what := len(o.delta), "AddVector"
+			if o.kind == opMergeVector {
+				n, what = len(o.vec), "MergeVector"
+			}
 			cur, ok := lens[k]
 			if !ok {
 				cur = -1
@@ -277,10 +281,10 @@ func (m *Memory) check(ops []op) error {
 					cur = len(r)
 				}
 			}
-			if cur >= 0 && cur != len(o.delta) {
-				return fmt.Errorf("featurestore: AddVector %s/%s: delta has %d values, row has %d", o.name, o.id, len(o.delta), cur)
+			if cur >= 0 && cur != n {
+				return fmt.Errorf("featurestore: %s %s/%s: delta has %d values, row has %d", what, o.name, o.id, n, cur)
 			}
-			lens[k] = len(o.delta)
+			lens[k] = n
 		case opIncrCounter:
 			cur, ok := counts[k]
 			if !ok {
@@ -355,6 +359,26 @@ func (m *Memory) apply(ops []op) [][]float32 {
 				r[i] = float32(float64(r[i]) + d)
 			}
 			merged = append(merged, append(make([]float32, 0, len(r)), r...))
+		case opMergeVector:
+			noteWrite(o.name, o.id)
+			t := m.rows[o.name]
+			if t == nil {
+				t = make(map[string][]float32)
+				m.rows[o.name] = t
+			}
+			r, ok := t[o.id]
+			if !ok {
+				r = make([]float32, len(o.vec))
+			}
+			if bitsEqual(r, o.base) {
+				r = o.vec
+			} else {
+				for i, v := range o.vec {
+					r[i] = float32(float64(r[i]) + (float64(v) - float64(o.base[i])))
+				}
+			}
+			t[o.id] = r
+			merged = append(merged, append(make([]float32, 0, len(r)), r...))
 		case opIncrCounter:
 			t := m.counters[o.name]
 			if t == nil {
@@ -382,4 +406,18 @@ func (m *Memory) apply(ops []op) [][]float32 {
 		}
 	}
 	return merged
+}
+
+// bitsEqual tells whether a and b hold the same float32 bit patterns (so -0 differs from 0
+// and a NaN equals itself), as the Redis store's byte comparison does.
+func bitsEqual(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
 }

@@ -31,6 +31,12 @@ func (tx *redisTx) Commit(ctx context.Context) ([][]float32, error) {
 		return nil, nil
 	}
 	ops = withChangeLog(ops)
+	var addOps []*op // AddVector and MergeVector ops in call order
+	for i := range ops {
+		if k := ops[i].kind; k == opAddVector || k == opMergeVector {
+			addOps = append(addOps, &ops[i])
+		}
+	}
 	keys, args, addOrder := tx.r.encodeCommit(ops)
 	adds := len(addOrder)
 	res, err := tx.r.script.Run(ctx, tx.r.c, keys, args...).Slice()
@@ -62,7 +68,13 @@ func (tx *redisTx) Commit(ctx context.Context) ([][]float32, error) {
 		if !ok {
 			return nil, fmt.Errorf("featurestore: commit: merged row %d is a %T", i, v)
 		}
-		if merged[addOrder[i]], err = decodeF32(s); err != nil {
+		j := addOrder[i]
+		if o := addOps[j]; s == "" && o.kind == opMergeVector {
+			// The script replaced the row by the value sent: no copy came back.
+			merged[j] = append(make([]float32, 0, len(o.vec)), o.vec...)
+			continue
+		}
+		if merged[j], err = decodeF32(s); err != nil {
 			return nil, fmt.Errorf("featurestore: commit: merged row %d: %w", i, err)
 		}
 	}
@@ -70,13 +82,13 @@ func (tx *redisTx) Commit(ctx context.Context) ([][]float32, error) {
 }
 
 // opChange is the Redis store's own op: it records in a table's change log ({ns}:chg:T)
-// that a row was written. Commit adds one per SetVector and AddVector.
-const opChange = opDeleteVector + 1
+// that a row was written. Commit adds one per row write.
+const opChange = opMergeVector + 1
 
 // withChangeLog returns ops followed by an opChange for every row write.
 func withChangeLog(ops []op) []op {
 	for i, n := 0, len(ops); i < n; i++ {
-		if k := ops[i].kind; k == opSetVector || k == opAddVector || k == opDeleteVector {
+		if k := ops[i].kind; k == opSetVector || k == opAddVector || k == opMergeVector || k == opDeleteVector {
 			ops = append(ops, op{kind: opChange, name: ops[i].name, id: ops[i].id})
 		}
 	}
@@ -97,6 +109,7 @@ var opCode = [...]struct {
 	opSetOffset:     {"o", "off", 'h'},
 	opAddToSet:      {"e", "set", 's'},
 	opDeleteVector:  {"d", "v", 'h'},
+	opMergeVector:   {"m", "v", 'h'},
 	opChange:        {"g", "chg", 'z'},
 }
 
@@ -104,8 +117,8 @@ var opCode = [...]struct {
 // their types; then runs of consecutive ops of one kind on one key, each run as op code, key
 // index, record count, records. Ops are grouped by key, in call order within a key: ops on
 // different keys commute, and grouping turns a Tx's ops into few runs, which the script
-// writes with few HSETs. addOrder[i] is the call ordinal (among AddVector calls) of the i-th
-// merged row in the script's reply.
+// writes with few HSETs. addOrder[i] is the call ordinal (among AddVector and MergeVector
+// calls) of the i-th merged row in the script's reply.
 func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []int) {
 	index := make(map[string]int)
 	var kinds []byte
@@ -129,7 +142,7 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 		}
 		keyOf[i] = k
 		perKey[k]++
-		size += 4*len(o.vec) + 8*len(o.delta)
+		size += 4*len(o.vec) + 4*len(o.base) + 8*len(o.delta)
 	}
 	// Counting sort by key, stable.
 	start := make([]int, len(keys))
@@ -142,7 +155,7 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 	for i := range ops {
 		order[start[keyOf[i]]] = i
 		start[keyOf[i]]++
-		if ops[i].kind == opAddVector {
+		if k := ops[i].kind; k == opAddVector || k == opMergeVector {
 			addRank[i] = adds
 			adds++
 		}
@@ -179,6 +192,13 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 			at := len(blobs)
 			blobs = appendF64(blobs, o.delta)
 			args = append(args, o.id, blobs[at:len(blobs):len(blobs)])
+			addOrder = append(addOrder, addRank[i])
+		case opMergeVector:
+			at := len(blobs)
+			blobs = appendF32(blobs, o.base)
+			mid := len(blobs)
+			blobs = appendF32(blobs, o.vec)
+			args = append(args, o.id, blobs[at:mid:mid], blobs[mid:len(blobs):len(blobs)])
 			addOrder = append(addOrder, addRank[i])
 		case opIncrCounter:
 			args = append(args, o.id, strconv.FormatInt(o.n, 10))

@@ -77,6 +77,13 @@ type Tx interface {
 	// unless their exponents differ by more than 29 bits, so old+delta rounds back to new.
 	AddVector(table, id string, delta []float64)
 
+	// MergeVector moves a shared row from base to value: when the stored row equals base bit
+	// for bit (no other writer changed it), it becomes value; otherwise it gets the change,
+	// exactly as AddVector with delta[i] = float64(value[i]) - float64(base[i]). A missing row
+	// counts as zeros. For a single writer it is AddVector's cheap case: the store compares
+	// and replaces instead of adding element by element. base and value have one length.
+	MergeVector(table, id string, base, value []float32)
+
 	// DeleteVector removes a row (a missing row is no error); later reads see it missing, a
 	// later AddVector starts from zeros, and the change log lists it like a write (a
 	// mirror's re-read yields nil). Used by snapshot installations (snapshots.Install).
@@ -97,8 +104,8 @@ type Tx interface {
 	SetOffset(topic string, partition int, prev, next int64)
 
 	// Commit applies every write atomically, or none (on any error). It returns the rows
-	// touched by AddVector after the merge, in the order of the AddVector calls, so that a
-	// cache can pick up other writers' deltas.
+	// touched by AddVector and MergeVector after the merge, in the order of those calls, so
+	// that a cache can pick up other writers' deltas.
 	Commit(ctx context.Context) ([][]float32, error)
 
 	// Rollback discards the buffered writes. Calling it after Commit is a no-op.

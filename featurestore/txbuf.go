@@ -19,6 +19,7 @@ const (
 	opSetOffset
 	opAddToSet
 	opDeleteVector
+	opMergeVector
 )
 
 // op is one buffered write. name is the table, catalog or topic; the slices are the Tx's own
@@ -29,7 +30,8 @@ type op struct {
 	id        string
 	partition int
 	members   []string  // AddToSet
-	vec       []float32 // SetVector
+	vec       []float32 // SetVector; MergeVector: value
+	base      []float32 // MergeVector
 	delta     []float64 // AddVector
 	n         int64     // IncrCounter: increment; SetOffset: prev
 	next      int64     // SetOffset
@@ -55,6 +57,14 @@ func (b *txBuf) AddVector(table, id string, delta []float64) {
 		return
 	}
 	b.ops = append(b.ops, op{kind: opAddVector, name: table, id: id, delta: append(make([]float64, 0, len(delta)), delta...)})
+}
+
+func (b *txBuf) MergeVector(table, id string, base, value []float32) {
+	if b.done {
+		return
+	}
+	b.ops = append(b.ops, op{kind: opMergeVector, name: table, id: id,
+		base: append(make([]float32, 0, len(base)), base...), vec: append(make([]float32, 0, len(value)), value...)})
 }
 
 func (b *txBuf) DeleteVector(table, id string) {
@@ -108,6 +118,9 @@ func (b *txBuf) finish() ([]op, error) {
 	b.ops, b.done = nil, true
 	for i := range ops {
 		o := &ops[i]
+		if o.kind == opMergeVector && len(o.base) != len(o.vec) {
+			return nil, fmt.Errorf("featurestore: MergeVector %s/%s: base has %d values, value %d", o.name, o.id, len(o.base), len(o.vec))
+		}
 		if o.kind != opSetOffset {
 			continue
 		}

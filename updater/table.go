@@ -3,8 +3,9 @@ package updater
 // table is an in-memory cache of parameter rows of one width, stored contiguously.
 //
 // A shared table (items, globals) also keeps base, each row as it was last read from or
-// merged into the store; a flush sends data-base as a delta. A single-writer table (users)
-// keeps a dirty flag per row instead and a flush sends the whole row.
+// merged into the store; a flush moves the stored row from base to data (MergeVector). A
+// single-writer table (users) keeps a dirty flag per row instead and a flush sends the
+// whole row.
 type table struct {
 	name   string // feature store table name
 	width  int
@@ -61,24 +62,21 @@ func (t *table) markDirty(i int32) {
 	}
 }
 
-// delta returns data-base of row i in float64, or nil when the row has not changed.
-func (t *table) delta(i int32) []float64 {
+// changed tells whether row i differs from its base.
+func (t *table) changed(i int32) bool {
 	off := int(i) * t.width
-	changed := false
 	for k := off; k < off+t.width; k++ {
 		if t.data[k] != t.base[k] {
-			changed = true
-			break
+			return true
 		}
 	}
-	if !changed {
-		return nil
-	}
-	d := make([]float64, t.width)
-	for k := range d {
-		d[k] = float64(t.data[off+k]) - float64(t.base[off+k])
-	}
-	return d
+	return false
+}
+
+// baseAt returns the base of row i.
+func (t *table) baseAt(i int32) []float32 {
+	off := int(i) * t.width
+	return t.base[off : off+t.width : off+t.width]
 }
 
 // rebase sets row i (data and base) to v.

@@ -817,8 +817,8 @@ func (u *Updater) StartFlush() *PendingFlush {
 				continue
 			}
 			for i := range t.ids {
-				if d := t.delta(int32(i)); d != nil {
-					f.tx.AddVector(t.name, t.ids[i], d)
+				if t.changed(int32(i)) {
+					f.tx.MergeVector(t.name, t.ids[i], t.baseAt(int32(i)), t.at(int32(i)))
 					f.order = append(f.order, mergedRow{t, int32(i)})
 					t.rebase(int32(i), t.at(int32(i)))
 				}

@@ -32,6 +32,8 @@ func Run(t *testing.T, newStore func(t *testing.T) featurestore.Store) {
 		{"DeltaMergeRounding", testDeltaMergeRounding},
 		{"LongRows", testLongRows},
 		{"CommitReturnsMerged", testCommitReturnsMerged},
+		{"MergeVector", testMergeVector},
+		{"MergeVectorErrors", testMergeVectorErrors},
 		{"Counters", testCounters},
 		{"Catalog", testCatalog},
 		{"Offsets", testOffsets},
