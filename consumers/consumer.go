@@ -102,6 +102,12 @@ func New(opts Options, upd *updater.Updater, log *zap.Logger, metrics *Metrics) 
 		metrics = NewMetrics(nil)
 	}
 	c := &Consumer{opts: opts, upd: upd, log: log, metrics: metrics}
+	if opts.ItemsTopic != "" {
+		// Item events get small flushes of their own when the models allow (see
+		// updater.SeparateItemFlushes), so that a new item never waits for a flush of
+		// interactions.
+		upd.SeparateItemFlushes(opts.ItemsTopic)
+	}
 	// A transport of its own: closing the writer leaves a shared transport's connections
 	// (and their goroutines) open.
 	c.dlqTransport = &kafka.Transport{ClientID: "visrec-deadletter"}
@@ -306,10 +312,21 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
+// flushLane is one kind of flush (of interactions, or of the item lane's events) with at
+// most one in flight.
+type flushLane struct {
+	build    func() *updater.PendingFlush // StartFlush or StartItemFlush
+	due      func(time.Time) bool         // FlushDue or ItemFlushDue
+	inflight *updater.PendingFlush
+	started  time.Time
+	done     chan error
+}
+
 // process applies records in arrival order, item events (items) ahead of waiting
-// interactions (in), and flushes by the updater's policy. A flush
-// commits on its own goroutine while the next events are applied (Redis merges while this
-// process computes); at most one is in flight. process returns when the generation (gctx)
+// interactions (in), and flushes by the updater's policy. A flush commits on its own
+// goroutine while the next events are applied (Redis merges while this process computes);
+// at most one flush of interactions and one item flush are in flight (the latter only with
+// an item lane: updater.SeparateItemFlushes). process returns when the generation (gctx)
 // or the run (ctx) ends, after a final flush, or on a store failure. Its return ends the
 // generation.
 func (c *Consumer) process(ctx, gctx context.Context, in, items <-chan record) error {
@@ -318,53 +335,63 @@ func (c *Consumer) process(ctx, gctx context.Context, in, items <-chan record) e
 	batch := make([]record, 0, c.opts.BatchSize)
 	evs := make([]events.Interaction, 0, c.opts.BatchSize)
 	var dead []kafka.Message
-	var inflight *updater.PendingFlush
-	var inflightStart time.Time
-	flushed := make(chan error, 1)
+	lanes := [2]*flushLane{
+		{build: c.upd.StartItemFlush, due: c.upd.ItemFlushDue, done: make(chan error, 1)},
+		{build: c.upd.StartFlush, due: c.upd.FlushDue, done: make(chan error, 1)},
+	}
 
-	finish := func(err error) error {
-		f := inflight
-		inflight = nil
+	finish := func(l *flushLane, err error) error {
+		f := l.inflight
+		l.inflight = nil
 		if err := c.upd.FinishFlush(f, err); err != nil {
 			return err
 		}
-		c.metrics.FlushSeconds.Observe(time.Since(inflightStart).Seconds())
+		c.metrics.FlushSeconds.Observe(time.Since(l.started).Seconds())
 		c.committed.Add(int64(f.Events()))
 		return nil
 	}
-	// start begins a flush; dead letters go out first, before the offsets that cover them
-	// (at least once).
-	start := func(fctx context.Context) error {
+	// start begins a flush of l; dead letters go out first, before the offsets that cover
+	// them (at least once).
+	start := func(fctx context.Context, l *flushLane) error {
 		if len(dead) > 0 {
 			if err := c.dlq.WriteMessages(fctx, dead...); err != nil {
 				return fmt.Errorf("consumers: write dead letters: %w", err)
 			}
 			dead = dead[:0]
 		}
-		inflight, inflightStart = c.upd.StartFlush(), time.Now()
-		if inflight == nil {
+		l.inflight, l.started = l.build(), time.Now()
+		if l.inflight == nil {
 			return nil
 		}
 		// The commit outlives a cancelled run: a shutdown waits for it rather than abandon it.
 		go func(f *updater.PendingFlush) {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(fctx), c.opts.FlushTimeout)
 			defer cancel()
-			flushed <- f.Commit(cctx)
-		}(inflight)
+			l.done <- f.Commit(cctx)
+		}(l.inflight)
 		return nil
 	}
 	finalFlush := func() error {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.FlushTimeout)
 		defer cancel()
-		if inflight != nil {
-			if err := finish(<-flushed); err != nil {
-				return err
+		for _, l := range lanes {
+			if l.inflight != nil {
+				if err := finish(l, <-l.done); err != nil {
+					return err
+				}
 			}
 		}
-		if err := start(fctx); err != nil || inflight == nil {
-			return err
+		for _, l := range lanes {
+			if err := start(fctx, l); err != nil {
+				return err
+			}
+			if l.inflight != nil {
+				if err := finish(l, <-l.done); err != nil {
+					return err
+				}
+			}
 		}
-		return finish(<-flushed)
+		return nil
 	}
 	for {
 		batch = batch[:0]
@@ -373,8 +400,12 @@ func (c *Consumer) process(ctx, gctx context.Context, in, items <-chan record) e
 			return finalFlush()
 		case <-ctx.Done():
 			return finalFlush()
-		case err := <-flushed:
-			if err := finish(err); err != nil {
+		case err := <-lanes[0].done:
+			if err := finish(lanes[0], err); err != nil {
+				return err
+			}
+		case err := <-lanes[1].done:
+			if err := finish(lanes[1], err); err != nil {
 				return err
 			}
 		case <-tick.C:
@@ -425,9 +456,12 @@ func (c *Consumer) process(ctx, gctx context.Context, in, items <-chan record) e
 				}
 			}
 		}
-		if inflight == nil && c.upd.FlushDue(time.Now()) {
-			if err := start(ctx); err != nil {
-				return err
+		now := time.Now()
+		for _, l := range lanes {
+			if l.inflight == nil && l.due(now) {
+				if err := start(ctx, l); err != nil {
+					return err
+				}
 			}
 		}
 	}

@@ -3,8 +3,8 @@
 //
 // The Updater is the single place where events change state, whatever drives it: the Kafka
 // consumer (consumers/), an offline replay or a prequential evaluation. It is not safe for
-// concurrent use: one goroutine calls Apply, ApplyItem, StartFlush and FinishFlush; only a
-// PendingFlush's Commit may run on another goroutine meanwhile. The read-only methods
+// concurrent use: one goroutine calls Apply, ApplyItem, StartFlush, StartItemFlush and
+// FinishFlush; only PendingFlush Commits may run on other goroutines meanwhile. The read-only methods
 // (ScoreAll, Catalog, ItemIndex) may run concurrently with each other, not with Apply.
 //
 // State ownership (DESIGN.md, Contracts): user rows have one writer (events are keyed by
@@ -20,6 +20,12 @@
 // interaction) has none: it counts as all zeros until its item event arrives. An item event
 // makes the item a candidate at once, and a flush is due ItemFlushInterval after it, so that
 // the new item reaches the store within milliseconds.
+//
+// Item lane (SeparateItemFlushes): a flush of interactions writes thousands of shared rows
+// and takes tens of milliseconds in the store. So that a new item does not wait for one, the
+// item events' topic can get flushes of its own (StartItemFlush): small transactions with
+// the catalog, the embeddings and that topic's offsets, and no model row, which may be in
+// flight beside a StartFlush one because the two write disjoint offsets and rows.
 //
 // Rebasing (docs/snapshots.md): a model can lag behind the updater's base offsets after a
 // snapshot of it was installed (snapshots.Install). Its own next offsets are stored as the
@@ -83,15 +89,16 @@ type Options struct {
 	// Negatives is the number of sampled negatives, hence steps, per positive event for the
 	// models that need one.
 	Negatives int
-	// ItemFlushInterval: a flush is due this long after an item event, whatever FlushEvents
-	// and FlushInterval say, so that a new item is in the store (a candidate for serving and
-	// the top-K lists) quickly. 0 means FlushInterval.
+	// ItemFlushInterval: a flush (an item flush with SeparateItemFlushes) is due this long
+	// after an item event, whatever FlushEvents and FlushInterval say, so that a new item is
+	// in the store (a candidate for serving and the top-K lists) quickly, while item events
+	// that arrive together share one transaction. 0 means FlushInterval.
 	ItemFlushInterval time.Duration
 }
 
 // DefaultOptions returns the defaults: weights view 1, click 2, purchase 4, rating 1; every
 // rating counts as a positive; 4 sampled negatives per positive; flush every 20,000 events
-// or 250 ms, and 15 ms after an item event.
+// or 250 ms, and 2 ms after an item event.
 func DefaultOptions() Options {
 	return Options{
 		Seed:           1,
@@ -101,7 +108,7 @@ func DefaultOptions() Options {
 		MaxCachedUsers: 1_000_000,
 		Negatives:      4,
 
-		ItemFlushInterval: 15 * time.Millisecond,
+		ItemFlushInterval: 2 * time.Millisecond,
 	}
 }
 
@@ -169,6 +176,10 @@ type Updater struct {
 	restored       bool      // Restore put rows in the cache that no flush has written yet
 	itemPending    bool      // an item event is not flushed yet
 	firstItem      time.Time // when the first unflushed item event was applied
+
+	itemLane   string    // SeparateItemFlushes's topic; "" when off
+	laneEvents int       // item lane events applied or skipped since the last item flush
+	firstLane  time.Time // when the first of them was
 
 	// Item features for the visual models, in catalog order: row i of feats belongs to
 	// catalog[i] when hasFeat[i]. featDim is 0 when no model is visual.
@@ -268,7 +279,7 @@ func (u *Updater) Load(ctx context.Context, topics ...string) error {
 	clear(u.itemCounts)
 	clear(u.embeddings)
 	u.seen = u.seen[:0]
-	u.unflushed, u.restored, u.itemPending = 0, false, false
+	u.unflushed, u.restored, u.itemPending, u.laneEvents = 0, false, false, 0
 	u.feats, u.hasFeat = u.feats[:0], u.hasFeat[:0]
 	cat, err := u.store.Catalog(ctx, CatalogItems)
 	if err != nil {
@@ -705,7 +716,7 @@ func (u *Updater) ApplyItem(it *events.Item, pos Position) error {
 		return nil
 	}
 	u.embeddings[it.Item] = append([]float32(nil), it.Embedding...)
-	if !u.itemPending {
+	if !u.inLane(pos) && !u.itemPending {
 		u.itemPending, u.firstItem = true, time.Now()
 	}
 	return nil
@@ -719,7 +730,92 @@ func (u *Updater) Skip(pos Position) {
 		p.next = pos.Offset + 1
 		p.applied++
 	}
-	u.noteUnflushed()
+	if !u.inLane(pos) {
+		u.noteUnflushed()
+		return
+	}
+	if u.laneEvents == 0 {
+		u.firstLane = time.Now()
+	}
+	u.laneEvents++
+}
+
+// SeparateItemFlushes makes topic, the item events' topic, an item lane: from now on its
+// events and offsets are committed by StartItemFlush only, in small transactions that do not
+// wait for a flush of interactions. It returns false, and changes nothing, when a model
+// keeps item metadata in its item rows (DeepStyle's category): those rows are shared with
+// the interactions' flushes, so the item events ride them.
+func (u *Updater) SeparateItemFlushes(topic string) bool {
+	for _, st := range u.models {
+		if st.meta != nil {
+			return false
+		}
+	}
+	u.itemLane = topic
+	return true
+}
+
+// inLane tells whether the event at pos belongs to the item lane.
+func (u *Updater) inLane(pos Position) bool { return u.itemLane != "" && pos.Topic == u.itemLane }
+
+// ItemFlushDue tells whether an item flush is due now (never without an item lane).
+func (u *Updater) ItemFlushDue(now time.Time) bool {
+	return u.laneEvents > 0 && now.Sub(u.firstLane) >= u.opts.ItemFlushInterval
+}
+
+// StartItemFlush builds the transaction of the item lane's events since the last item
+// flush: the catalog's new items, their embeddings and the lane topic's offsets (base and
+// the models' own), fenced on the models' epochs; nil when there is none. At most one item
+// flush may be in flight, beside at most one StartFlush one; finish it with FinishFlush.
+func (u *Updater) StartItemFlush() *PendingFlush {
+	if u.laneEvents == 0 {
+		return nil
+	}
+	f := &PendingFlush{tx: u.store.Begin(), events: u.laneEvents}
+	for _, st := range u.models {
+		if st.epoch != featurestore.NoOffset { // a check only: unknown epochs are StartFlush's
+			f.tx.SetOffset(EpochTopic(st.m.Name()), 0, st.epoch, st.epoch)
+		}
+	}
+	u.flushCatalog(f.tx)
+	u.flushOffsets(f.tx, true)
+	u.laneEvents = 0
+	return f
+}
+
+// flushCatalog adds the catalog's new items and the new embeddings to tx. The whole new
+// part of the catalog goes, also items first seen in interactions, so that the store keeps
+// the catalog in the updater's order.
+func (u *Updater) flushCatalog(tx featurestore.Tx) {
+	for _, id := range u.catalog[len(u.catalog)-u.catalogNew:] {
+		tx.AppendCatalog(CatalogItems, id)
+	}
+	for id, v := range u.embeddings {
+		tx.SetVector(TableEmbeddings, id, v)
+	}
+	u.catalogNew = 0
+	clear(u.embeddings)
+}
+
+// flushOffsets adds the offsets (base, and the models' own) of the item lane's topic
+// (lane) or of every other topic (!lane) to tx, with the applied counters.
+func (u *Updater) flushOffsets(tx featurestore.Tx, lane bool) {
+	for k, p := range u.parts {
+		if p.applied == 0 || (u.itemLane != "" && k.topic == u.itemLane) != lane {
+			continue
+		}
+		tx.IncrCounter(counterApplied+k.topic, fmt.Sprint(k.partition), p.applied)
+		tx.SetOffset(k.topic, k.partition, p.stored, p.next)
+		p.stored, p.applied = p.next, 0
+	}
+	for _, st := range u.models {
+		for k, mp := range st.parts {
+			if mp.next != mp.stored && (u.itemLane != "" && k.topic == u.itemLane) == lane {
+				tx.SetOffset(ModelTopic(k.topic, st.m.Name()), k.partition, mp.stored, mp.next)
+				mp.stored = mp.next
+			}
+		}
+	}
 }
 
 func (u *Updater) noteUnflushed() {
@@ -739,9 +835,14 @@ func (u *Updater) FlushDue(now time.Time) bool {
 // Unflushed is the number of events applied or skipped since the last flush.
 func (u *Updater) Unflushed() int { return u.unflushed }
 
-// Flush writes every change since the last flush and the offsets it covers in one
-// transaction, and waits for it: StartFlush, Commit and FinishFlush in a row.
+// Flush writes every change since the last flush and the offsets it covers, and waits for
+// it: StartItemFlush (with an item lane) and StartFlush, each committed and finished.
 func (u *Updater) Flush(ctx context.Context) error {
+	if f := u.StartItemFlush(); f != nil {
+		if err := u.FinishFlush(f, f.Commit(ctx)); err != nil {
+			return err
+		}
+	}
 	f := u.StartFlush()
 	if f == nil {
 		return nil
@@ -749,8 +850,9 @@ func (u *Updater) Flush(ctx context.Context) error {
 	return u.FinishFlush(f, f.Commit(ctx))
 }
 
-// PendingFlush is a transaction built by StartFlush. Its Commit may run on another goroutine
-// while the Updater goes on applying events; at most one may be in flight.
+// PendingFlush is a transaction built by StartFlush or StartItemFlush. Its Commit may run on
+// another goroutine while the Updater goes on applying events; at most one of each kind may
+// be in flight.
 type PendingFlush struct {
 	tx     featurestore.Tx
 	order  []mergedRow
@@ -825,12 +927,7 @@ func (u *Updater) StartFlush() *PendingFlush {
 			}
 		}
 	}
-	for _, id := range u.catalog[len(u.catalog)-u.catalogNew:] {
-		f.tx.AppendCatalog(CatalogItems, id)
-	}
-	for id, v := range u.embeddings {
-		f.tx.SetVector(TableEmbeddings, id, v)
-	}
+	u.flushCatalog(f.tx)
 	for id, n := range u.itemCounts {
 		f.tx.IncrCounter(CounterItemEvents, id, n)
 	}
@@ -844,24 +941,7 @@ func (u *Updater) StartFlush() *PendingFlush {
 		}
 		u.seen = u.seen[:0]
 	}
-	for k, p := range u.parts {
-		if p.applied == 0 {
-			continue
-		}
-		f.tx.IncrCounter(counterApplied+k.topic, fmt.Sprint(k.partition), p.applied)
-		f.tx.SetOffset(k.topic, k.partition, p.stored, p.next)
-		p.stored, p.applied = p.next, 0
-	}
-	for _, st := range u.models {
-		for k, mp := range st.parts {
-			if mp.next != mp.stored {
-				f.tx.SetOffset(ModelTopic(k.topic, st.m.Name()), k.partition, mp.stored, mp.next)
-				mp.stored = mp.next
-			}
-		}
-	}
-	u.catalogNew = 0
-	clear(u.embeddings)
+	u.flushOffsets(f.tx, false)
 	clear(u.itemCounts)
 	u.unflushed, u.itemPending = 0, false
 	return f
