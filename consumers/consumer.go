@@ -312,6 +312,9 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
+// pumpEvery is how many records of a batch are applied between two looks for item events.
+const pumpEvery = 32
+
 // flushLane is one kind of flush (of interactions, or of the item lane's events) with at
 // most one in flight.
 type flushLane struct {
@@ -393,6 +396,35 @@ func (c *Consumer) process(ctx, gctx context.Context, in, items <-chan record) e
 		}
 		return nil
 	}
+	// pumpItems applies the item events waiting now and starts a due item flush, so that
+	// a new item does not wait for the rest of a batch of interactions (their relative order
+	// is free: they come from different topics).
+	pumpItems := func() error {
+		for {
+			select {
+			case err := <-lanes[0].done:
+				if err := finish(lanes[0], err); err != nil {
+					return err
+				}
+				continue
+			case r := <-items:
+				m, isDead, err := c.apply(gctx, &r)
+				if err != nil {
+					return err
+				}
+				if isDead {
+					dead = append(dead, m)
+				}
+				continue
+			default:
+			}
+			break
+		}
+		if l := lanes[0]; l.inflight == nil && l.due(time.Now()) {
+			return start(ctx, l)
+		}
+		return nil
+	}
 	for {
 		batch = batch[:0]
 		select {
@@ -445,6 +477,11 @@ func (c *Consumer) process(ctx, gctx context.Context, in, items <-chan record) e
 				return err
 			}
 			for i := range batch {
+				if i%pumpEvery == pumpEvery-1 {
+					if err := pumpItems(); err != nil {
+						return err
+					}
+				}
 				m, isDead, err := c.apply(gctx, &batch[i])
 				if err != nil {
 					// The store failed: stop without flushing the rest; a restart replays

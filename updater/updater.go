@@ -163,9 +163,9 @@ type Updater struct {
 	models []*modelState
 	byName map[string]*modelState
 
-	catalog      []string
-	catalogIndex map[string]int32
-	catalogNew   int // catalog[len-catalogNew:] are not yet in the store
+	catalog       []string
+	catalogIndex  map[string]int32
+	catalogStored int // catalog[:catalogStored] is in the store (a landed flush wrote it)
 
 	parts          map[partKey]*partState
 	itemCounts     map[string]int64
@@ -273,7 +273,7 @@ func (u *Updater) SetObserver(o Observer) { u.observer = o }
 // stored offsets of topics from the store. Call it at start and whenever the partitions
 // this updater owns change.
 func (u *Updater) Load(ctx context.Context, topics ...string) error {
-	u.catalog, u.catalogNew = u.catalog[:0], 0
+	u.catalog, u.catalogStored = u.catalog[:0], 0
 	clear(u.catalogIndex)
 	clear(u.parts)
 	clear(u.itemCounts)
@@ -290,6 +290,7 @@ func (u *Updater) Load(ctx context.Context, topics ...string) error {
 		u.catalog = append(u.catalog, id)
 		u.growFeatures()
 	}
+	u.catalogStored = len(u.catalog)
 	if err := u.loadFeatures(ctx); err != nil {
 		return err
 	}
@@ -671,7 +672,6 @@ func (u *Updater) ensureItem(id string) int32 {
 	i := int32(len(u.catalog))
 	u.catalogIndex[id] = i
 	u.catalog = append(u.catalog, id)
-	u.catalogNew++
 	u.growFeatures()
 	for _, st := range u.models {
 		st.items.add(id, nil)
@@ -777,24 +777,29 @@ func (u *Updater) StartItemFlush() *PendingFlush {
 			f.tx.SetOffset(EpochTopic(st.m.Name()), 0, st.epoch, st.epoch)
 		}
 	}
-	u.flushCatalog(f.tx)
+	f.catalogEnd = u.flushCatalog(f.tx, true)
 	u.flushOffsets(f.tx, true)
 	u.laneEvents = 0
 	return f
 }
 
-// flushCatalog adds the catalog's new items and the new embeddings to tx. The whole new
-// part of the catalog goes, also items first seen in interactions, so that the store keeps
-// the catalog in the updater's order.
-func (u *Updater) flushCatalog(tx featurestore.Tx) {
-	for _, id := range u.catalog[len(u.catalog)-u.catalogNew:] {
+// flushCatalog adds to tx the catalog's items not known to be stored and, if embeddings, the
+// new embeddings; it returns the catalog length tx covers. The whole unstored part of the
+// catalog goes, also items first seen in interactions, and again in a flush that starts
+// while another is in flight: appending is idempotent, so whichever lands first, the store
+// keeps the catalog in the updater's order. Embeddings go with the item events' flush only,
+// so that a later embedding of an item never lands before an earlier one.
+func (u *Updater) flushCatalog(tx featurestore.Tx, embeddings bool) int {
+	for _, id := range u.catalog[u.catalogStored:] {
 		tx.AppendCatalog(CatalogItems, id)
 	}
-	for id, v := range u.embeddings {
-		tx.SetVector(TableEmbeddings, id, v)
+	if embeddings {
+		for id, v := range u.embeddings {
+			tx.SetVector(TableEmbeddings, id, v)
+		}
+		clear(u.embeddings)
 	}
-	u.catalogNew = 0
-	clear(u.embeddings)
+	return len(u.catalog)
 }
 
 // flushOffsets adds the offsets (base, and the models' own) of the item lane's topic
@@ -854,10 +859,11 @@ func (u *Updater) Flush(ctx context.Context) error {
 // another goroutine while the Updater goes on applying events; at most one of each kind may
 // be in flight.
 type PendingFlush struct {
-	tx     featurestore.Tx
-	order  []mergedRow
-	events int
-	rows   [][]float32
+	tx         featurestore.Tx
+	order      []mergedRow
+	events     int
+	catalogEnd int // the flush writes catalog[:catalogEnd]
+	rows       [][]float32
 }
 
 type mergedRow struct {
@@ -927,7 +933,7 @@ func (u *Updater) StartFlush() *PendingFlush {
 			}
 		}
 	}
-	u.flushCatalog(f.tx)
+	f.catalogEnd = u.flushCatalog(f.tx, u.itemLane == "")
 	for id, n := range u.itemCounts {
 		f.tx.IncrCounter(CounterItemEvents, id, n)
 	}
@@ -970,6 +976,7 @@ func (u *Updater) FinishFlush(f *PendingFlush, err error) error {
 	if err != nil {
 		return err
 	}
+	u.catalogStored = max(u.catalogStored, f.catalogEnd)
 	for k, m := range f.order {
 		m.t.merge(m.i, f.rows[k])
 	}
