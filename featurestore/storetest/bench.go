@@ -40,6 +40,37 @@ func Bench(b *testing.B, newStore func(b *testing.B) featurestore.Store) {
 				}
 			}
 		})
+		// The updater's case: a single writer moves its shared rows from the values it last
+		// stored (MergeVector's compare-and-replace case), beside the same user rows.
+		b.Run(fmt.Sprintf("Commit/set=%d,merge=%d,dim=%d", n, n, dim), func(b *testing.B) {
+			s := newStore(b)
+			r := newRand(b, 8)
+			ids := make([]string, n)
+			rows := make([][]float32, n)
+			items := make([][]float32, n)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("item-%d", i)
+				rows[i] = randRow(r, dim, 1)
+				items[i] = make([]float32, dim)
+			}
+			next := make([]float32, dim)
+			ctx := context.Background()
+			b.SetBytes(int64(n * dim * (4 + 8)))
+			for b.Loop() {
+				tx := s.Begin()
+				for i := range ids {
+					for j := range next {
+						next[j] = items[i][j] + float32(r.NormFloat64()*1e-3)
+					}
+					tx.SetVector("users", ids[i], rows[i])
+					tx.MergeVector("items", ids[i], items[i], next)
+					copy(items[i], next)
+				}
+				if _, err := tx.Commit(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		b.Run(fmt.Sprintf("Vectors/ids=%d,dim=%d", n, dim), func(b *testing.B) {
 			s := newStore(b)
 			r := newRand(b, 9)
