@@ -13,9 +13,10 @@
 --     'c' id, n                   IncrCounter
 --     'l' id                      AppendCatalog
 --     'e' member                  AddToSet (the key is the set)
---     'g' id                      change log of a table: the key is a sorted set of the ids
---                                 written, each scored with the version of its last write;
---                                 this commit's version is the highest score + 1
+--     'g' table key index         change log of that table: the key is a sorted set of the
+--                                 ids of its rows written, each scored with the version of
+--                                 its last write; this commit's version is the highest
+--                                 score + 1, and it lists every row this commit writes
 --   Ops on one key run in call order; ops on different keys commute.
 -- Returns {'ok', merged AddVector and MergeVector rows in ARGV order...} (for a row that
 -- MergeVector replaced by its value, '': the caller has it) or {'fenced', key, partition,
@@ -35,19 +36,24 @@ for i = 1, #KEYS do
   end
 end
 
--- runs calls fn(op, key index, first record's ARGV index, count) for every run, and stops at
--- the first non-nil result, which it returns.
-local nargv = #ARGV
-local function runs(fn)
-  local i = 2
+-- The runs, parsed once: each {op, key index, first record's ARGV index, count}, in ARGV
+-- order; rowRuns holds those of the row ops (s, a, m, d), offRuns and cntRuns the others
+-- that the checks need.
+local all, rowRuns, offRuns, cntRuns = {}, {}, {}, {}
+do
+  local nargv, i = #ARGV, 2
+  local rowOp = {s = true, a = true, m = true, d = true}
   while i <= nargv do
     local op, k, n = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
     local w = WIDTH[op]
     if w == nil or k == nil or n == nil or KEYS[k] == nil then
       error('visrec: malformed ARGV at ' .. i)
     end
-    local r = fn(op, k, i + 3, n)
-    if r ~= nil then return r end
+    local run = {op, k, i + 3, n}
+    all[#all + 1] = run
+    if rowOp[op] then rowRuns[#rowRuns + 1] = run
+    elseif op == 'o' then offRuns[#offRuns + 1] = run
+    elseif op == 'c' then cntRuns[#cntRuns + 1] = run end
     i = i + 3 + w * n
   end
 end
@@ -55,8 +61,8 @@ end
 -- 2. Fencing: each SetOffset's prev must be the stored offset (or the one an earlier
 -- SetOffset of this Tx set).
 local offs = {}
-local fenced = runs(function(op, k, j, n)
-  if op ~= 'o' then return end
+for _, run in ipairs(offRuns) do
+  local k, j, n = run[2], run[3], run[4]
   local cur = offs[k] or {}
   offs[k] = cur
   for r = 0, n - 1 do
@@ -66,61 +72,63 @@ local fenced = runs(function(op, k, j, n)
     if c ~= prev then return {'fenced', KEYS[k], p, c} end
     cur[p] = nxt
   end
-end)
-if fenced then return fenced end
+end
 
 -- 3. Row lengths: blobs whole, every delta as long as the row it lands on. The stored rows
 -- that deltas land on are read first, once, into orig, with one HMGET per HSET_PAIRS rows.
 local orig = {} -- orig[k][id]: stored blob, or false if missing
-runs(function(op, k, j, n)
-  if op ~= 'a' and op ~= 'm' then return end
-  local o = orig[k] or {}
-  orig[k] = o
-  local w, ids = WIDTH[op], {}
-  for r = 0, n - 1 do
-    local id = ARGV[j + w * r]
-    if o[id] == nil then
-      o[id] = false
-      ids[#ids + 1] = id
+for _, run in ipairs(rowRuns) do
+  local op, k, j, n = run[1], run[2], run[3], run[4]
+  if op == 'a' or op == 'm' then
+    local o = orig[k] or {}
+    orig[k] = o
+    local w, ids = WIDTH[op], {}
+    for r = 0, n - 1 do
+      local id = ARGV[j + w * r]
+      if o[id] == nil then
+        o[id] = false
+        ids[#ids + 1] = id
+      end
+    end
+    for s = 1, #ids, HSET_PAIRS do
+      local e = math.min(s + HSET_PAIRS - 1, #ids)
+      local got = redis.call('HMGET', KEYS[k], unpack(ids, s, e))
+      for q = s, e do o[ids[q]] = got[q - s + 1] end
     end
   end
-  for s = 1, #ids, HSET_PAIRS do
-    local e = math.min(s + HSET_PAIRS - 1, #ids)
-    local got = redis.call('HMGET', KEYS[k], unpack(ids, s, e))
-    for q = s, e do o[ids[q]] = got[q - s + 1] end
-  end
-end)
+end
 local lengths = {} -- lengths[k][id]: byte length of a row after the ops so far; -1: missing
-local bad = runs(function(op, k, j, n)
-  if op ~= 's' and op ~= 'a' and op ~= 'm' and op ~= 'd' then return end
+for _, run in ipairs(rowRuns) do
+  local op, k, j, n = run[1], run[2], run[3], run[4]
   local key = KEYS[k]
   local lens = lengths[k] or {}
   lengths[k] = lens
   local o = orig[k] or {}
-  orig[k] = o
-  if op == 'd' then
-    for r = 0, n - 1 do lens[ARGV[j + r]] = -1 end
-    return
-  end
   local w = WIDTH[op]
   for r = 0, n - 1 do
-    local id, blob = ARGV[j + w * r], ARGV[j + w * r + 1]
-    local vals = #blob / 8 -- values in the row (AddVector)
-    if op == 'm' then
-      local value = ARGV[j + w * r + 2]
-      if #blob % 4 ~= 0 or #value ~= #blob then
-        return 'visrec: MergeVector ' .. key .. ' ' .. id .. ': base of ' .. #blob .. ' bytes, value of ' .. #value
-      end
-      vals = #blob / 4
-    end
-    if op == 's' then
+    local id = ARGV[j + w * r]
+    if op == 'd' then
+      lens[id] = -1
+    elseif op == 's' then
+      local blob = ARGV[j + w * r + 1]
       if #blob % 4 ~= 0 then
-        return 'visrec: SetVector ' .. key .. ' ' .. id .. ': blob of ' .. #blob .. ' bytes'
+        return redis.error_reply('visrec: SetVector ' .. key .. ' ' .. id .. ': blob of ' .. #blob .. ' bytes')
       end
       lens[id] = #blob
     else
-      if op == 'a' and #blob % 8 ~= 0 then
-        return 'visrec: AddVector ' .. key .. ' ' .. id .. ': delta blob of ' .. #blob .. ' bytes'
+      local blob, vals = ARGV[j + w * r + 1], 0
+      if op == 'm' then
+        local value = ARGV[j + w * r + 2]
+        if #blob % 4 ~= 0 or #value ~= #blob then
+          return redis.error_reply('visrec: MergeVector ' .. key .. ' ' .. id .. ': base of ' .. #blob ..
+            ' bytes, value of ' .. #value)
+        end
+        vals = #blob / 4
+      else
+        if #blob % 8 ~= 0 then
+          return redis.error_reply('visrec: AddVector ' .. key .. ' ' .. id .. ': delta blob of ' .. #blob .. ' bytes')
+        end
+        vals = #blob / 8
       end
       local cur = lens[id]
       if cur == nil then
@@ -128,24 +136,24 @@ local bad = runs(function(op, k, j, n)
         cur = old and #old or -1
       end
       if cur >= 0 and cur % 4 ~= 0 then
-        return 'visrec: AddVector ' .. key .. ' ' .. id .. ': stored row is corrupt (' .. cur .. ' bytes)'
+        return redis.error_reply('visrec: ' .. (op == 'a' and 'AddVector ' or 'MergeVector ') .. key .. ' ' .. id ..
+          ': stored row is corrupt (' .. cur .. ' bytes)')
       end
       if cur >= 0 and cur / 4 ~= vals then
-        return 'visrec: ' .. (op == 'a' and 'AddVector ' or 'MergeVector ') .. key .. ' ' .. id ..
-          ': delta has ' .. vals .. ' values, row has ' .. (cur / 4)
+        return redis.error_reply('visrec: ' .. (op == 'a' and 'AddVector ' or 'MergeVector ') .. key .. ' ' .. id ..
+          ': delta has ' .. vals .. ' values, row has ' .. (cur / 4))
       end
       lens[id] = 4 * vals
     end
   end
-end)
-if bad then return redis.error_reply(bad) end
+end
 
 -- 4. Counters go first among the writes: HINCRBY can still fail (overflow, a non-integer
 -- field), and then the increments made so far are undone exactly. Counter keys hold nothing
 -- else, so applying them before the other ops changes no outcome.
 local undo = {}
-bad = runs(function(op, k, j, n)
-  if op ~= 'c' then return end
+for _, run in ipairs(cntRuns) do
+  local k, j, n = run[2], run[3], run[4]
   for r = 0, n - 1 do
     local id, by = ARGV[j + 2 * r], ARGV[j + 2 * r + 1]
     local old = redis.call('HGET', KEYS[k], id)
@@ -155,12 +163,11 @@ bad = runs(function(op, k, j, n)
         local e = undo[u]
         if e[3] then redis.call('HSET', e[1], e[2], e[3]) else redis.call('HDEL', e[1], e[2]) end
       end
-      return 'visrec: IncrCounter ' .. KEYS[k] .. ' ' .. id .. ' by ' .. by .. ': ' .. res.err
+      return redis.error_reply('visrec: IncrCounter ' .. KEYS[k] .. ' ' .. id .. ' by ' .. by .. ': ' .. res.err)
     end
     undo[#undo + 1] = {KEYS[k], id, old}
   end
-end)
-if bad then return redis.error_reply(bad) end
+end
 
 -- 5. The other writes.
 local fmts = {}
@@ -207,12 +214,17 @@ end
 
 local merged = {'ok'}
 local now = {} -- now[k][id]: a row's blob after this Tx's writes so far
+local written = {} -- written[k]: ids of the rows of KEYS[k] this Tx writes, for the change log
 local tops = {} -- highest catalog score per key
-runs(function(op, k, j, n)
+local logs = {} -- the 'g' runs, written last
+for _, run in ipairs(all) do
+  local op, k, j, n = run[1], run[2], run[3], run[4]
   local key = KEYS[k]
   if op == 's' or op == 'a' or op == 'm' then
     local cur = now[k] or {}
     now[k] = cur
+    local wr = written[k] or {}
+    written[k] = wr
     local o = orig[k]
     local kv = {}
     local w = WIDTH[op]
@@ -246,6 +258,7 @@ runs(function(op, k, j, n)
         merged[#merged + 1] = blob
       end
       cur[id] = blob
+      wr[#wr + 1] = id
       kv[#kv + 1] = id
       kv[#kv + 1] = blob
     end
@@ -253,10 +266,15 @@ runs(function(op, k, j, n)
   elseif op == 'd' then
     local cur = now[k] or {}
     now[k] = cur
+    local wr = written[k] or {}
+    written[k] = wr
     for s = 0, n - 1, HSET_PAIRS do
       redis.call('HDEL', key, unpack(ARGV, j + s, j + math.min(s + HSET_PAIRS, n) - 1))
     end
-    for r = 0, n - 1 do cur[ARGV[j + r]] = false end
+    for r = 0, n - 1 do
+      cur[ARGV[j + r]] = false
+      wr[#wr + 1] = ARGV[j + r]
+    end
   elseif op == 'l' then
     local top = tops[k]
     if top == nil then
@@ -268,18 +286,7 @@ runs(function(op, k, j, n)
     end
     tops[k] = top
   elseif op == 'g' then
-    local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-    local v = (last[2] and tonumber(last[2]) or 0) + 1
-    local zs = {}
-    for r = 0, n - 1 do
-      zs[#zs + 1] = v
-      zs[#zs + 1] = ARGV[j + r]
-      if #zs >= 2 * HSET_PAIRS then
-        redis.call('ZADD', key, unpack(zs))
-        zs = {}
-      end
-    end
-    if #zs > 0 then redis.call('ZADD', key, unpack(zs)) end
+    logs[#logs + 1] = run
   elseif op == 'e' then
     for s = 0, n - 1, HSET_PAIRS do
       redis.call('SADD', key, unpack(ARGV, j + s, j + math.min(s + HSET_PAIRS, n) - 1))
@@ -292,5 +299,25 @@ runs(function(op, k, j, n)
     end
     hset(key, kv)
   end
-end)
+end
+
+-- The change logs, after every row write.
+for _, run in ipairs(logs) do
+  local key, j, n = KEYS[run[2]], run[3], run[4]
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  local v = (last[2] and tonumber(last[2]) or 0) + 1
+  for r = 0, n - 1 do
+    local ids = written[tonumber(ARGV[j + r])] or {}
+    local zs = {}
+    for q = 1, #ids do
+      zs[#zs + 1] = v
+      zs[#zs + 1] = ids[q]
+      if #zs >= 2 * HSET_PAIRS then
+        redis.call('ZADD', key, unpack(zs))
+        zs = {}
+      end
+    end
+    if #zs > 0 then redis.call('ZADD', key, unpack(zs)) end
+  end
+end
 return merged

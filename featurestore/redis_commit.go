@@ -82,14 +82,18 @@ func (tx *redisTx) Commit(ctx context.Context) ([][]float32, error) {
 }
 
 // opChange is the Redis store's own op: it records in a table's change log ({ns}:chg:T)
-// that a row was written. Commit adds one per row write.
+// every row of the table that the commit writes (the script lists them itself). Commit adds
+// one per table written.
 const opChange = opMergeVector + 1
 
-// withChangeLog returns ops followed by an opChange for every row write.
+// withChangeLog returns ops followed by an opChange for every table that they write rows of.
 func withChangeLog(ops []op) []op {
+	logged := make(map[string]bool)
 	for i, n := 0, len(ops); i < n; i++ {
-		if k := ops[i].kind; k == opSetVector || k == opAddVector || k == opMergeVector || k == opDeleteVector {
-			ops = append(ops, op{kind: opChange, name: ops[i].name, id: ops[i].id})
+		k, name := ops[i].kind, ops[i].name
+		if (k == opSetVector || k == opAddVector || k == opMergeVector || k == opDeleteVector) && !logged[name] {
+			logged[name] = true
+			ops = append(ops, op{kind: opChange, name: name})
 		}
 	}
 	return ops
@@ -202,8 +206,10 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 			addOrder = append(addOrder, addRank[i])
 		case opIncrCounter:
 			args = append(args, o.id, strconv.FormatInt(o.n, 10))
-		case opAppendCatalog, opChange, opDeleteVector:
+		case opAppendCatalog, opDeleteVector:
 			args = append(args, o.id)
+		case opChange: // the record is the index of the table's key
+			args = append(args, strconv.Itoa(index[r.key(opCode[opSetVector].kind, o.name)]+1))
 		case opSetOffset:
 			args = append(args, strconv.Itoa(o.partition), strconv.FormatInt(o.n, 10), strconv.FormatInt(o.next, 10))
 		}
