@@ -41,6 +41,7 @@ type freshnessConfig struct {
 	probeUsers int           // probes go round-robin to this many of the most active users
 	k          int           // list length
 	partitions int
+	cpuProfile string // profile the process while measuring, into this file
 	mf         modelFlags
 	log        *zap.Logger
 }
@@ -95,6 +96,7 @@ func parseFreshness(log *zap.Logger, args []string) (freshnessConfig, error) {
 	fs.IntVar(&c.probeUsers, "probe-users", 30, "probes go round-robin to this many of the most active users (keep duration/probe-every/probe-users below --k, so that earlier probes never fill a list)")
 	fs.IntVar(&c.k, "k", 10, "length of the materialized lists")
 	fs.IntVar(&c.partitions, "partitions", 4, "partitions of the benchmark topics")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the process (producer, consumer, updater, index, materializer) while measuring to this file")
 	c.mf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -274,7 +276,7 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 		return &kafka.Writer{Addr: kafka.TCP(c.brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
 			BatchSize: batch, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireOne}
 	}
-	evw, itw := writer(topics[0], 5000), writer(topics[1], 1)
+	evw, itw := writer(topics[0], 1000), writer(topics[1], 1) // kafka-go allocates BatchSize slots per write call
 	defer evw.Close()
 	defer itw.Close()
 
@@ -408,6 +410,13 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 
 	// Measure: the background load runs on its own goroutine, producing what the rate owes
 	// every 10 ms; a probe goes out every c.probeEvery.
+	if c.cpuProfile != "" {
+		stop, err := startCPUProfile(c.cpuProfile)
+		if err != nil {
+			return res, err
+		}
+		defer stop()
+	}
 	committed0, t0 := cons.Committed(), time.Now()
 	end := t0.Add(c.duration)
 	loadDone := make(chan error, 1)
