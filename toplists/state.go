@@ -18,6 +18,10 @@ type modelLists struct {
 	ids     []string
 	ublocks [][]float32 // user vectors, column-major blocks of ranking.BlockRows users (slot/BlockRows)
 	lists   [][]entry
+	// stored is the list as last written to Redis, when storedOK (a failed or no write
+	// yet: unknown), so that a write changes only the members that differ.
+	stored   [][]entry
+	storedOK []bool
 	// seen caches the user's seen items as its last full refresh read them (sets only
 	// grow, so it is a subset of the stored set): an item the user interacted with since
 	// may enter its list through an item change until the user's own refresh (due
@@ -30,6 +34,8 @@ type modelLists struct {
 	usersSince int64           // version of "<model>:users" polled up to
 	itemsSince uint64          // index version whose item changes are applied
 	catalogN   int             // the index's catalog length before the last item changes were read
+	youngFrom  int             // positions from here on joined the catalog within Debounce
+	fresh      []freshItem     // new items scored since the last read of the users' change log began
 	catalogLog []catalogMark   // catalog lengths over the last Debounce, oldest first
 	drift      map[string]bool // existing items whose vectors changed, not yet scored
 	driftQueue []string        // drifted items being scored, driftPerPoll per poll
@@ -47,6 +53,13 @@ type modelLists struct {
 func newModelLists(name string, dim int) *modelLists {
 	return &modelLists{name: name, dim: dim, slots: make(map[string]int), queued: make(map[string]int),
 		lazySet: make(map[int]time.Time), drift: make(map[string]bool)}
+}
+
+// freshItem is an item new to the catalog, as scored in this step.
+type freshItem struct {
+	item string
+	pos  int32
+	vec  []float32
 }
 
 type catalogMark struct {
@@ -95,6 +108,8 @@ func (ml *modelLists) set(user string, uv []float32, list []entry) int {
 			ml.ublocks = append(ml.ublocks, make([]float32, ml.dim*ranking.BlockRows))
 		}
 		ml.lists = append(ml.lists, nil)
+		ml.stored = append(ml.stored, nil)
+		ml.storedOK = append(ml.storedOK, false)
 		ml.seen = append(ml.seen, nil)
 		ml.seenAt = append(ml.seenAt, time.Time{})
 		ml.lastRefresh = append(ml.lastRefresh, time.Time{})

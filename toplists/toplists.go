@@ -289,12 +289,23 @@ func (m *Materializer) start(ctx context.Context, ml *modelLists) error {
 	})
 }
 
-// step runs one poll: user changes, item changes, then the due refreshes within budget.
+// step runs one poll: new items first (scored, and the lists they enter written, before
+// anything else), then user changes, drifted items, and the due refreshes within budget.
+// Between those phases, and between the rounds and write batches of the slow ones, a new
+// publication of the index is handled at once (see fresh), so that a new item waits for at
+// most one round of other work.
 func (m *Materializer) step(ctx context.Context) error {
 	now := time.Now()
 	m.tokens = min(float64(m.opts.RefreshesPerSecond), m.tokens+now.Sub(m.last).Seconds()*float64(m.opts.RefreshesPerSecond))
 	m.last = now
+	if err := m.freshItems(ctx); err != nil {
+		return err
+	}
 	for _, ml := range m.ms {
+		// The new items scored so far were scored against the users' vectors before this
+		// read of the change log: rescoreUsers scores them against the changed users' new
+		// vectors, after which they are done with; items scored later wait for the next read.
+		scored := len(ml.fresh)
 		ids, v, err := m.store.Changed(ctx, ml.name+":users", ml.usersSince)
 		if err != nil {
 			return err
@@ -306,7 +317,11 @@ func (m *Materializer) step(ctx context.Context) error {
 			return err
 		}
 		ml.usersSince = v
-		if err := m.items(ctx, ml); err != nil {
+		ml.fresh = slices.Delete(ml.fresh, 0, scored)
+		if err := m.freshItems(ctx); err != nil {
+			return err
+		}
+		if err := m.drifted(ctx, ml); err != nil {
 			return err
 		}
 		if ml.globalDirty && now.Sub(ml.lastSweep) >= m.opts.GlobalSweep {
@@ -320,6 +335,10 @@ func (m *Materializer) step(ctx context.Context) error {
 	// A step spends at most refreshSlice on full refreshes, so that item changes (the
 	// next step) never wait long behind them; the unspent budget carries over (up to 1 s).
 	for m.tokens >= 1 && firstErr == nil && time.Since(now) < refreshSlice {
+		if err := m.freshItems(ctx); err != nil {
+			firstErr = err
+			break
+		}
 		var round []refreshJob
 		for len(round) < refreshParallel && float64(len(round)) <= m.tokens-1 {
 			var best *modelLists
@@ -362,7 +381,7 @@ func (m *Materializer) step(ctx context.Context) error {
 		writes = append(writes, m.lazyWrites(ml, now)...)
 	}
 	m.met.queued.Set(float64(m.snapshotStats().Queued))
-	return cmp.Or(m.write(ctx, writes), firstErr)
+	return cmp.Or(m.write(ctx, writes, true), firstErr)
 }
 
 // refreshParallel is how many full refreshes run at once.
@@ -427,21 +446,17 @@ func (m *Materializer) apply(j *refreshJob) *pendingWrite {
 	j.ml.lastRefresh[slot] = time.Now()
 	m.st.Refreshes++
 	m.met.refreshes.WithLabelValues(j.ml.name).Inc()
-	return &pendingWrite{model: j.ml.name, user: j.q.user, list: j.list, since: j.q.since}
+	return &pendingWrite{ml: j.ml, slot: slot, since: j.q.since}
 }
 
 // write flushes ws; on failure the users are queued for a full refresh, so that no list
-// stays unwritten.
-func (m *Materializer) write(ctx context.Context, ws []*pendingWrite) error {
-	err := m.flush(ctx, ws)
+// stays unwritten. With yield, new items are handled between write batches (freshItems).
+func (m *Materializer) write(ctx context.Context, ws []*pendingWrite, yield bool) error {
+	err := m.flush(ctx, ws, yield)
 	if err != nil {
 		t := time.Now()
 		for _, w := range ws {
-			for _, ml := range m.ms {
-				if ml.name == w.model {
-					ml.schedule(w.user, w.since, t.Add(m.opts.PollInterval))
-				}
-			}
+			w.ml.schedule(w.ml.ids[w.slot], w.since, t.Add(m.opts.PollInterval))
 		}
 	}
 	return err
@@ -459,13 +474,40 @@ func (m *Materializer) rescoreUsers(ctx context.Context, ml *modelLists, ids []s
 			users = append(users, id)
 		}
 	}
-	if len(users) == 0 {
+	// Read rescoreChunk users at a time, handling new items between the reads: thousands
+	// of users change per second under load, and their reads must not hold new items back.
+	var entered []int
+	for lo := 0; lo < len(users); lo += rescoreChunk {
+		if lo > 0 {
+			if err := m.freshItems(ctx); err != nil {
+				return err
+			}
+		}
+		e, err := m.rescoreChunk(ctx, ml, users[lo:min(lo+rescoreChunk, len(users))], now)
+		if err != nil {
+			return err
+		}
+		entered = append(entered, e...)
+	}
+	if len(entered) == 0 {
 		return nil
 	}
+	ws := make([]*pendingWrite, len(entered))
+	for i, slot := range entered {
+		ml.unmarkLazy(slot)
+		ws[i] = &pendingWrite{ml: ml, slot: slot, since: now}
+	}
+	return m.write(ctx, ws, false)
+}
+
+// rescoreChunk is rescoreUsers for some of the users; it returns the slots whose lists this
+// step's new items entered with the new vectors (to be written at once).
+func (m *Materializer) rescoreChunk(ctx context.Context, ml *modelLists, users []string, now time.Time) ([]int, error) {
 	uvs, err := m.index.UserVectors(ctx, ml.name, users)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var entered []int
 	for i, u := range users {
 		uv, slot := uvs[i], ml.slots[u]
 		old := ml.lists[slot]
@@ -478,22 +520,51 @@ func (m *Materializer) rescoreUsers(ctx context.Context, ml *modelLists, ids []s
 		}
 		vecs, _, err := m.index.ItemVectors(ml.name, items)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ranking.PutRow(ml.ublocks[slot/ranking.BlockRows], slot%ranking.BlockRows, uv[:ml.dim])
 		list := make([]entry, len(old))
 		for j, e := range old {
-			var sc float32
-			for k, x := range vecs[j] {
-				sc += uv[k] * x
-			}
-			list[j] = entry{item: e.item, pos: e.pos, score: sc}
+			list[j] = entry{item: e.item, pos: e.pos, score: dot(uv, vecs[j])}
 		}
 		sortEntries(list)
+		// This step's new items were scored against the user's previous vector: score them
+		// against the new one too, so that they are judged as if the user had been read
+		// first (an item of the exact top-K enters at once).
+		var entering []entry
+		for _, f := range ml.fresh {
+			e := entry{item: f.item, pos: f.pos, score: dot(uv, f.vec)}
+			if len(list) >= m.opts.K && !better(e, list[m.opts.K-1]) || inList(list, e.pos) {
+				continue
+			}
+			if !m.opts.IncludeSeen && (ml.seen[slot] == nil || ml.seen[slot][e.item]) {
+				continue // unknown seen set: left to the user's full refresh, queued already
+			}
+			entering = append(entering, e)
+		}
+		if len(entering) > 0 {
+			list = append(list, entering...)
+			sortEntries(list)
+			list = list[:min(len(list), m.opts.K)]
+			ml.lists[slot] = list
+			entered = append(entered, slot)
+			continue
+		}
 		ml.lists[slot] = list
 		ml.markLazy(slot, now)
 	}
-	return nil
+	return entered, nil
+}
+
+// rescoreChunk is how many users' rows rescoreUsers reads at once.
+const rescoreChunk = 1_000
+
+func dot(a, b []float32) float32 {
+	var s float32
+	for k, x := range b {
+		s += a[k] * x
+	}
+	return s
 }
 
 // sweep queues every listed user of ml for a full refresh after a global change, the due
@@ -511,48 +582,84 @@ func (m *Materializer) sweep(ml *modelLists, now time.Time) {
 	m.st.Sweeps++
 }
 
-// items scores the items whose own vectors changed (new items included) against every
-// listed user, also when a new global row came with them (which only marks the model for
-// the next sweep); a reload of the index queues every user.
-func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
+// freshItems takes the index's item changes when it published since the last call: items
+// new to the catalog are scored at once against every listed user and the lists they enter
+// are written at once, in their own round trips, before any other work; changes of existing
+// items are collected for drifted. A new global row only marks the model for the next
+// sweep; a reload of the index queues every user. It is called at the start of a step and
+// between its slow phases, so it costs one atomic load when nothing was published.
+func (m *Materializer) freshItems(ctx context.Context) error {
+	v := m.index.Version()
+	var ws []*pendingWrite
+	for _, ml := range m.ms {
+		if ml.itemsSince >= v {
+			continue
+		}
+		w, err := m.newItems(ctx, ml)
+		if err != nil {
+			return err
+		}
+		ws = append(ws, w...)
+	}
+	return m.write(ctx, ws, false)
+}
+
+// newItems is freshItems for one model: it returns the writes of the lists new items entered.
+func (m *Materializer) newItems(ctx context.Context, ml *modelLists) ([]*pendingWrite, error) {
 	catalogN := m.index.Len() // read before the changes: every item at or beyond it is new
 	cs, err := m.index.ItemChanges(ml.name, ml.itemsSince)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	now, ids := cs.Now, cs.IDs
+	ids := cs.IDs
 	newFrom := ml.catalogN // positions from here on joined the catalog since the last call
 	ml.catalogN = catalogN
-	youngFrom := ml.young(catalogN, time.Now(), m.opts.Debounce)
+	ml.youngFrom = ml.young(catalogN, time.Now(), m.opts.Debounce)
 	if cs.Reload {
 		t := time.Now()
 		for _, u := range ml.ids {
 			ml.schedule(u, t, t)
 		}
-		ml.itemsSince = now
-		return nil
+		ml.itemsSince = cs.Now
+		return nil, nil
 	}
 	if cs.Global {
 		ml.globalDirty = true
 	}
-	// Items new to the catalog are scored at once; changes of existing items (VBPR moves
-	// most of them at every flush) are collected, and once per driftInterval the collected ones
-	// are scored, driftPerPoll per poll, so that an item that changed at several flushes
-	// is scored once and no poll stalls new items behind thousands of drifted ones.
+	if len(ids) == 0 {
+		ml.itemsSince = cs.Now
+		return nil, nil
+	}
+	vecs, pos, err := m.index.ItemVectors(ml.name, ids)
+	if err != nil {
+		return nil, err
+	}
+	// Changes of existing items (VBPR moves most of them at every flush) are collected
+	// for drifted; new ones are scored now.
 	var batch []string
-	if len(ids) > 0 {
-		_, pos, err := m.index.ItemVectors(ml.name, ids)
-		if err != nil {
-			return err
-		}
-		for i, id := range ids {
-			if pos[i] >= newFrom {
-				batch = append(batch, id)
-			} else {
-				ml.drift[id] = true
-			}
+	var bvecs [][]float32
+	var bpos []int
+	for i, id := range ids {
+		if pos[i] >= newFrom {
+			batch, bvecs, bpos = append(batch, id), append(bvecs, vecs[i]), append(bpos, pos[i])
+			ml.fresh = append(ml.fresh, freshItem{item: id, pos: int32(pos[i]), vec: vecs[i]})
+		} else {
+			ml.drift[id] = true
 		}
 	}
+	ml.itemsSince = cs.Now
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	return m.score(ctx, ml, batch, bvecs, bpos), nil
+}
+
+// drifted scores the collected changes of existing items: once per driftInterval (or
+// Debounce when shorter) the collected ones are queued, and driftPerPoll of them are scored
+// per call, so that an item that changed at several flushes is scored once and no poll
+// stalls new items behind thousands of drifted ones. Lists that a young item entered are
+// written at once, others within Debounce (see score).
+func (m *Materializer) drifted(ctx context.Context, ml *modelLists) error {
 	if t := time.Now(); len(ml.driftQueue) == 0 && len(ml.drift) > 0 && t.Sub(ml.lastDrift) >= min(m.opts.Debounce, driftInterval) {
 		for id := range ml.drift {
 			ml.driftQueue = append(ml.driftQueue, id)
@@ -560,27 +667,31 @@ func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
 		clear(ml.drift)
 		ml.lastDrift = t
 	}
-	if n := min(len(ml.driftQueue), driftPerPoll); n > 0 {
-		fresh := len(batch)
-		for _, id := range ml.driftQueue[:n] {
-			if !slices.Contains(batch[:fresh], id) {
-				batch = append(batch, id)
-			}
-		}
-		ml.driftQueue = ml.driftQueue[n:]
-	}
-	if len(batch) == 0 {
-		ml.itemsSince = now
+	n := min(len(ml.driftQueue), driftPerPoll)
+	if n == 0 {
 		return nil
 	}
+	ml.youngFrom = ml.young(ml.catalogN, time.Now(), m.opts.Debounce)
+	batch := ml.driftQueue[:n]
+	ml.driftQueue = ml.driftQueue[n:]
 	vecs, pos, err := m.index.ItemVectors(ml.name, batch)
 	if err != nil {
 		return err
 	}
-	ids = batch
+	return m.write(ctx, m.score(ctx, ml, batch, vecs, pos), true)
+}
+
+// score scores the items ids (vectors vecs, catalog positions pos) against every listed
+// user of ml, applies the list changes, and returns the writes due at once: those of lists
+// that a young item entered (one that joined the catalog within Debounce, also when it
+// enters later than its first scoring, as the user's vector or the global row moves).
+// Other changes (older items' rows drifted: VBPR moves most of them at every flush, and
+// lists at the K-th boundary with them) are exact in memory at once and written within
+// Debounce, at most lazyPerPoll lists per poll, so that drift does not rewrite every list
+// at every flush.
+func (m *Materializer) score(ctx context.Context, ml *modelLists, ids []string, vecs [][]float32, pos []int) []*pendingWrite {
 	m.st.ItemBatches++
 	changed := ml.scoreItems(ids, vecs, pos, m.opts.K)
-	ml.itemsSince = now
 	t := time.Now()
 	seen := m.readSeen(ctx, ml, changed)
 	var writes []*pendingWrite
@@ -613,21 +724,14 @@ func (m *Materializer) items(ctx context.Context, ml *modelLists) error {
 		ml.lists[c.slot] = list
 		m.st.Incremental++
 		m.met.incremental.WithLabelValues(ml.name).Inc()
-		if !slices.ContainsFunc(c.entering, func(e entry) bool { return int(e.pos) >= youngFrom }) {
-			// No young item entered (one that joined the catalog within Debounce: it may
-			// enter a list only after its first scoring, as the user's vector or the
-			// global row moves): only older items' rows drifted (VBPR moves most of them
-			// at every flush, and lists at the K-th boundary with them). The
-			// list in memory is exact at once; Redis gets it within Debounce, at most
-			// lazyPerPoll lists per poll, so that drift does not rewrite every list at
-			// every flush.
+		if !slices.ContainsFunc(c.entering, func(e entry) bool { return int(e.pos) >= ml.youngFrom }) {
 			ml.markLazy(c.slot, t)
 			continue
 		}
 		ml.unmarkLazy(c.slot)
-		writes = append(writes, &pendingWrite{model: ml.name, user: u, list: list, since: t})
+		writes = append(writes, &pendingWrite{ml: ml, slot: c.slot, since: t})
 	}
-	return m.write(ctx, writes)
+	return writes
 }
 
 // sameItems tells whether a and b list the same items in the same order.
@@ -714,51 +818,111 @@ func (m *Materializer) lazyWrites(ml *modelLists, now time.Time) []*pendingWrite
 			continue // written since, or marked again later
 		}
 		delete(ml.lazySet, l.slot)
-		out = append(out, &pendingWrite{model: ml.name, user: ml.ids[l.slot], list: ml.lists[l.slot], since: l.since})
+		out = append(out, &pendingWrite{ml: ml, slot: l.slot, since: l.since})
 	}
 	return out
 }
 
 const writeBatch = 256 // lists per MULTI/EXEC round trip
 
+// pendingWrite is a list to write: the list in memory when it is flushed, so that a later
+// change of the same list in the same step is never overwritten by an older one.
 type pendingWrite struct {
-	model, user string
-	list        []entry
-	since       time.Time // when the change that caused it was seen
+	ml    *modelLists
+	slot  int
+	since time.Time // when the change that caused it was seen
 }
 
-// flush writes lists, writeBatch per round trip. Each list is DEL + ZADD + HSET of its
-// write time in one MULTI/EXEC block with the others of the batch: all in the slot {ns}.
-func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite) error {
+// flush writes lists, writeBatch per round trip, each batch in one MULTI/EXEC block (all
+// in the slot {ns}), so a reader sees a list before or after a write, never a mix. A list
+// whose stored form (ml.stored) is known is changed in place: ZADD of its new or rescored
+// members and ZREM of those that left (one member each when an item enters a list); others
+// are replaced (DEL, ZADD of every member). Every write sets the list's write time (HSET in
+// the freshness hash). A list that Redis holds already is skipped. With yield, new items
+// are handled between batches (freshItems).
+func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite, yield bool) error {
 	for lo := 0; lo < len(ws); lo += writeBatch {
+		if yield && lo > 0 {
+			if err := m.freshItems(ctx); err != nil {
+				return err
+			}
+		}
 		batch := ws[lo:min(lo+writeBatch, len(ws))]
 		now := time.Now()
 		ms := strconv.FormatInt(now.UnixMilli(), 10)
+		var done []*pendingWrite
+		var lists [][]entry
+		type slotKey struct {
+			ml   *modelLists
+			slot int
+		}
+		inBatch := make(map[slotKey]bool, len(batch))
 		_, err := m.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			for _, w := range batch {
-				key := ListKey(m.opts.Namespace, w.model, w.user)
-				p.Del(ctx, key)
-				if len(w.list) > 0 {
-					z := make([]redis.Z, len(w.list))
-					for i, e := range w.list {
-						z[i] = redis.Z{Score: float64(e.score), Member: e.item}
-					}
-					p.ZAdd(ctx, key, z...)
+				ml, slot := w.ml, w.slot
+				list := ml.lists[slot]
+				if ml.storedOK[slot] && slices.Equal(ml.stored[slot], list) || inBatch[slotKey{ml, slot}] {
+					continue
 				}
-				p.HSet(ctx, FreshnessKey(m.opts.Namespace, w.model), w.user, ms)
+				inBatch[slotKey{ml, slot}] = true
+				key := ListKey(m.opts.Namespace, ml.name, ml.ids[slot])
+				var add []redis.Z
+				if ml.storedOK[slot] {
+					var rem []any
+					add, rem = diff(ml.stored[slot], list)
+					if len(rem) > 0 {
+						p.ZRem(ctx, key, rem...)
+					}
+				} else {
+					p.Del(ctx, key)
+					add = make([]redis.Z, len(list))
+					for i, e := range list {
+						add[i] = redis.Z{Score: float64(e.score), Member: e.item}
+					}
+				}
+				if len(add) > 0 {
+					p.ZAdd(ctx, key, add...)
+				}
+				p.HSet(ctx, FreshnessKey(m.opts.Namespace, ml.name), ml.ids[slot], ms)
+				done, lists = append(done, w), append(lists, list)
 			}
 			return nil
 		})
 		if err != nil {
+			for _, w := range batch {
+				w.ml.storedOK[w.slot] = false // unknown: replaced at its next write
+			}
 			return fmt.Errorf("toplists: write %d lists: %w", len(batch), err)
 		}
-		for _, w := range batch {
+		for i, w := range done {
+			w.ml.stored[w.slot], w.ml.storedOK[w.slot] = lists[i], true
 			m.st.Writes++
-			m.met.writes.WithLabelValues(w.model).Inc()
-			m.met.lag.WithLabelValues(w.model).Observe(now.Sub(w.since).Seconds())
+			m.met.writes.WithLabelValues(w.ml.name).Inc()
+			m.met.lag.WithLabelValues(w.ml.name).Observe(now.Sub(w.since).Seconds())
 		}
 	}
 	return nil
+}
+
+// diff returns what turns the stored list old into list: the members of list that old
+// lacks or scores otherwise (ZADD), and the members of old that list lacks (ZREM).
+func diff(old, list []entry) (add []redis.Z, rem []any) {
+	was := make(map[int32]float32, len(old))
+	for _, e := range old {
+		was[e.pos] = e.score
+	}
+	for _, e := range list {
+		if s, ok := was[e.pos]; !ok || s != e.score {
+			add = append(add, redis.Z{Score: float64(e.score), Member: e.item})
+		}
+		delete(was, e.pos)
+	}
+	for _, e := range old {
+		if _, ok := was[e.pos]; ok {
+			rem = append(rem, e.item)
+		}
+	}
+	return add, rem
 }
 
 // entry is a listed item.
