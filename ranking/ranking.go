@@ -18,7 +18,10 @@
 //
 // Run polls the store every SyncInterval (default 20 ms): store.Changed on "<model>:items"
 // and on "item_emb" (changed rows are re-read and their item vectors recomputed), and
-// store.CatalogFrom on the catalog (new items join with their stored rows at once). A change
+// store.CatalogFrom on the catalog (new items join with their stored rows at once). Between
+// two polls it looks at the catalog alone every NewItemsInterval (default 2 ms), so that a
+// new item is served within milliseconds of its flush, without waiting for the re-reading
+// of the rows that a flush of interactions changed. A change
 // of a model's global row ("<model>:global", e.g. VBPR's E) changes every item vector, so it
 // is applied — all item vectors recomputed — at most once every GlobalRefresh (default 1 s):
 // the served global row lags the store's by less than GlobalRefresh + SyncInterval, and until
@@ -76,6 +79,9 @@ var (
 type Options struct {
 	// SyncInterval is how often Run polls the store for changes (default 20 ms).
 	SyncInterval time.Duration
+	// NewItemsInterval is how often Run looks for items new to the catalog between two
+	// polls, and serves them at once (default 2 ms; one ZRANGE when there is none).
+	NewItemsInterval time.Duration
 	// GlobalRefresh is the least time between two recomputations of all item vectors of a
 	// model after its global row changed (default 1 s): the bound on the served global row's
 	// staleness, beyond SyncInterval.
@@ -95,12 +101,13 @@ type Options struct {
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
 	return Options{
-		SyncInterval:   20 * time.Millisecond,
-		GlobalRefresh:  time.Second,
-		PopularRefresh: 5 * time.Second,
-		FreshItems:     100,
-		Workers:        runtime.GOMAXPROCS(0),
-		Logger:         zap.NewNop(),
+		SyncInterval:     20 * time.Millisecond,
+		NewItemsInterval: 2 * time.Millisecond,
+		GlobalRefresh:    time.Second,
+		PopularRefresh:   5 * time.Second,
+		FreshItems:       100,
+		Workers:          runtime.GOMAXPROCS(0),
+		Logger:           zap.NewNop(),
 	}
 }
 
@@ -178,6 +185,9 @@ func New(store featurestore.Store, ms []models.Servable, opts Options) (*Index, 
 	if opts.SyncInterval <= 0 {
 		opts.SyncInterval = def.SyncInterval
 	}
+	if opts.NewItemsInterval <= 0 {
+		opts.NewItemsInterval = def.NewItemsInterval
+	}
 	if opts.GlobalRefresh <= 0 {
 		opts.GlobalRefresh = def.GlobalRefresh
 	}
@@ -227,14 +237,20 @@ func (x *Index) Run(ctx context.Context) error {
 	defer wg.Wait()
 	t := time.NewTicker(x.opts.SyncInterval)
 	defer t.Stop()
+	fresh := time.NewTicker(x.opts.NewItemsInterval)
+	defer fresh.Stop()
 	for {
+		var err error
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
-			if err := s.poll(ctx); err != nil && ctx.Err() == nil {
-				x.opts.Logger.Warn("ranking: sync failed; serving the previous state", zap.Error(err))
-			}
+			err = s.poll(ctx, false)
+		case <-fresh.C:
+			err = s.poll(ctx, true)
+		}
+		if err != nil && ctx.Err() == nil {
+			x.opts.Logger.Warn("ranking: sync failed; serving the previous state", zap.Error(err))
 		}
 	}
 }

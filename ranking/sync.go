@@ -230,12 +230,21 @@ func (s *syncer) vector(m interface {
 // poll applies the changes since the last poll and publishes a new snapshot when anything
 // changed. Reads come first, all of them; a failed read leaves the served state and the
 // mirrored versions as they were, so the next poll retries the same changes.
-func (s *syncer) poll(ctx context.Context) error {
+//
+// With newOnly, poll serves only the items new to the catalog (their stored rows and
+// embeddings, with the served global rows), in two round trips per model when nothing is
+// new: the change logs, global rows and popularity wait for the next full poll, which reads
+// those items' rows again if they changed meanwhile (re-reading a row is harmless).
+func (s *syncer) poll(ctx context.Context, newOnly bool) error {
 	x := s.x
 	old := x.snap.Load()
 	next := make(map[string]int64)
 	changed := make(map[string][]string)
 	for _, t := range s.tables() {
+		if newOnly {
+			next[t] = s.since[t]
+			continue
+		}
 		ids, v, err := x.store.Changed(ctx, t, s.since[t])
 		if err != nil {
 			return err
@@ -251,6 +260,9 @@ func (s *syncer) poll(ctx context.Context) error {
 	newIDs, err := x.store.CatalogFrom(ctx, updater.CatalogItems, old.n)
 	if err != nil {
 		return err
+	}
+	if newOnly && len(newIDs) == 0 {
+		return nil
 	}
 	n := old.n + len(newIDs)
 	isNew := make(map[string]int32, len(newIDs))
@@ -295,7 +307,7 @@ func (s *syncer) poll(ctx context.Context) error {
 			}
 		}
 		mc[mi] = modelChange{ids: ids, pos: ps, rows: rows}
-		if next[globalTable(m)] != s.since[globalTable(m)] {
+		if !newOnly && next[globalTable(m)] != s.since[globalTable(m)] {
 			g, err := s.global(ctx, mi)
 			if err != nil {
 				return err
@@ -363,7 +375,7 @@ func (s *syncer) poll(ctx context.Context) error {
 		for p := range redo {
 			logItems[mi] = append(logItems[mi], int32(p))
 		}
-		if s.hasPending[mi] && now.Sub(s.lastGlobal[mi]) >= x.opts.GlobalRefresh {
+		if !newOnly && s.hasPending[mi] && now.Sub(s.lastGlobal[mi]) >= x.opts.GlobalRefresh {
 			// Bounded staleness: the new global row changes every item vector; recompute
 			// them all, at most once per GlobalRefresh.
 			sv.global = s.pending[mi]
@@ -399,7 +411,7 @@ func (s *syncer) poll(ctx context.Context) error {
 	if len(newIDs) > 0 {
 		s.popularDue = true
 	}
-	if now.Sub(s.lastPopular) >= x.opts.PopularRefresh || (s.popularDue && now.Sub(s.lastPopular) >= time.Second) {
+	if !newOnly && (now.Sub(s.lastPopular) >= x.opts.PopularRefresh || (s.popularDue && now.Sub(s.lastPopular) >= time.Second)) {
 		if err := s.refreshPopular(ctx, snap); err != nil {
 			x.opts.Logger.Sugar().Warnf("ranking: popularity refresh: %v", err)
 		} else {

@@ -335,3 +335,63 @@ func TestItemChangesWithGlobal(t *testing.T) {
 		t.Fatalf("an up-to-date follower told to reload: %+v", cs)
 	}
 }
+
+// TestNewItemsBetweenPolls: with full polls an hour apart, a new item is still served within
+// milliseconds (the catalog look every NewItemsInterval), scored like the brute force over
+// the store, and logged for followers; a changed row of an old item waits for the full poll.
+func TestNewItemsBetweenPolls(t *testing.T) {
+	forEachStore(t, func(t *testing.T, store featurestore.Store) {
+		ms := testModels()
+		f := newFeeder(t, store, ms)
+		f.apply(t, stream(1000, 10, 100, 5))
+		x := start(t, store, ms, ranking.Options{SyncInterval: time.Hour, NewItemsInterval: 2 * time.Millisecond, GlobalRefresh: time.Hour})
+		cs, err := x.ItemChanges("bpr", math.MaxUint64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v0 := cs.Now
+		old := x.Len()
+
+		// One commit: a new item with a dominating bias, and an old item's row changed.
+		tx := store.Begin()
+		tx.AppendCatalog(updater.CatalogItems, "hot")
+		d := make([]float64, 9)
+		d[0] = 1e6
+		tx.AddVector("bpr:items", "hot", d)
+		cat, err := store.Catalog(context.Background(), updater.CatalogItems)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx.AddVector("bpr:items", cat[0], d)
+		if _, err := tx.Commit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		for x.Len() == old {
+			if time.Since(began) > 2*time.Second {
+				t.Fatal("new item not served within 2s while full polls are an hour apart")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Logf("new item served after %v", time.Since(began).Round(100*time.Microsecond))
+		got, err := x.Recommend(context.Background(), "bpr", "u3", 2, ranking.RecOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The brute force over the store ranks the changed old item first (ties by catalog
+		// order) and "hot" second; the index has not re-read the old item yet.
+		if got[0].Item != "hot" {
+			t.Fatalf("index ranks %v first, want the new item (the old item's change waits for the full poll)", got)
+		}
+		want := brute(t, store, ms[0], "u3", nil, []string{"hot"})
+		if got[0].Score != want[0].Score {
+			t.Fatalf("new item scored %v, brute force over the store %v", got[0].Score, want[0].Score)
+		}
+		if cs, err = x.ItemChanges("bpr", v0); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(cs.IDs, []string{"hot"}) || cs.Global || cs.Reload {
+			t.Fatalf("ItemChanges after the new item = %+v, want just hot", cs)
+		}
+	})
+}
