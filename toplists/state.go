@@ -10,7 +10,7 @@ import (
 )
 
 // modelLists is one model's users: their vectors (one row-major matrix, a slot per user),
-// lists, and the refresh queue. Only Run's goroutine touches it.
+// lists, and the refresh queue. Run's goroutines touch it under Materializer.mu.
 type modelLists struct {
 	name    string
 	dim     int
@@ -57,9 +57,10 @@ func newModelLists(name string, dim int) *modelLists {
 
 // freshItem is an item new to the catalog, as scored in this step.
 type freshItem struct {
-	item string
-	pos  int32
-	vec  []float32
+	item    string
+	pos     int32
+	vec     []float32
+	version uint64 // the index version it was read at (it is in every snapshot after)
 }
 
 type catalogMark struct {

@@ -144,6 +144,9 @@ type Materializer struct {
 	met    *metrics
 	seen   string // the store's set family of seen items
 
+	// mu guards the lists and counters, shared by Run's loop and its new-items goroutine
+	// (followItems); the loop releases it while it waits for Redis or the index.
+	mu     sync.Mutex
 	stats  chan chan Stats
 	tokens float64
 	last   time.Time
@@ -216,6 +219,12 @@ func (m *Materializer) Stats(ctx context.Context) Stats {
 	return Stats{}
 }
 
+func (m *Materializer) lockedStats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.snapshotStats()
+}
+
 func (m *Materializer) snapshotStats() Stats {
 	s := m.st
 	s.Users, s.Queued = 0, 0
@@ -227,9 +236,10 @@ func (m *Materializer) snapshotStats() Stats {
 }
 
 // Run waits for the index to be ready, queues every stored user (unless NoBackfill), then
-// polls (every PollInterval and at every publication of the index) and refreshes until ctx
-// is done, and returns ctx's error then. Errors of a poll or a
-// write are logged and retried; the work they concern stays queued.
+// follows the index's new items on a goroutine of its own (at every publication, see
+// followItems) and polls every PollInterval for the rest (user changes, drifted items,
+// refreshes) until ctx is done, and returns ctx's error then. Errors of a poll or a write
+// are logged and retried; the work they concern stays queued.
 func (m *Materializer) Run(ctx context.Context) error {
 	for !m.index.Ready() {
 		select {
@@ -237,7 +247,7 @@ func (m *Materializer) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-time.After(10 * time.Millisecond):
 		case c := <-m.stats:
-			c <- m.snapshotStats()
+			c <- m.lockedStats()
 		}
 	}
 	for _, ml := range m.ms {
@@ -246,10 +256,18 @@ func (m *Materializer) Run(ctx context.Context) error {
 		}
 	}
 	m.last = time.Now()
+	fctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.followItems(fctx)
+	}()
+	defer wg.Wait()
+	defer stop()
 	t := time.NewTicker(m.opts.PollInterval)
 	defer t.Stop()
 	for {
-		updated := m.index.Updated() // taken before the step: no publication is missed
 		if err := m.step(ctx); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -260,9 +278,35 @@ func (m *Materializer) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
-		case <-updated:
 		case c := <-m.stats:
-			c <- m.snapshotStats()
+			c <- m.lockedStats()
+		}
+	}
+}
+
+// followItems handles the index's new items at every publication (freshItems), until ctx
+// is done. It runs beside Run's loop, which holds the lock only while it computes, not
+// while it waits for Redis (user reads, full refreshes), so a new item waits at most for
+// the loop's current piece of computation or write round trip.
+func (m *Materializer) followItems(ctx context.Context) {
+	for {
+		updated := m.index.Updated() // taken before the read: no publication is missed
+		m.mu.Lock()
+		err := m.freshItems(ctx)
+		m.mu.Unlock()
+		var retry <-chan time.Time
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			m.opts.Logger.Warn("toplists: new items failed; retrying", zap.Error(err))
+			retry = time.After(m.opts.PollInterval)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-updated:
+		case <-retry:
 		}
 	}
 }
@@ -289,24 +333,22 @@ func (m *Materializer) start(ctx context.Context, ml *modelLists) error {
 	})
 }
 
-// step runs one poll: new items first (scored, and the lists they enter written, before
-// anything else), then user changes, drifted items, and the due refreshes within budget.
-// Between those phases, and between the rounds and write batches of the slow ones, a new
-// publication of the index is handled at once (see fresh), so that a new item waits for at
-// most one round of other work.
+// step runs one poll: user changes, drifted items, and the due refreshes within budget
+// (new items are followItems'). It holds m.mu except while it waits for Redis or the index.
 func (m *Materializer) step(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	now := time.Now()
 	m.tokens = min(float64(m.opts.RefreshesPerSecond), m.tokens+now.Sub(m.last).Seconds()*float64(m.opts.RefreshesPerSecond))
 	m.last = now
-	if err := m.freshItems(ctx); err != nil {
-		return err
-	}
 	for _, ml := range m.ms {
 		// The new items scored so far were scored against the users' vectors before this
 		// read of the change log: rescoreUsers scores them against the changed users' new
 		// vectors, after which they are done with; items scored later wait for the next read.
 		scored := len(ml.fresh)
+		m.mu.Unlock()
 		ids, v, err := m.store.Changed(ctx, ml.name+":users", ml.usersSince)
+		m.mu.Lock()
 		if err != nil {
 			return err
 		}
@@ -318,9 +360,6 @@ func (m *Materializer) step(ctx context.Context) error {
 		}
 		ml.usersSince = v
 		ml.fresh = slices.Delete(ml.fresh, 0, scored)
-		if err := m.freshItems(ctx); err != nil {
-			return err
-		}
 		if err := m.drifted(ctx, ml); err != nil {
 			return err
 		}
@@ -335,10 +374,6 @@ func (m *Materializer) step(ctx context.Context) error {
 	// A step spends at most refreshSlice on full refreshes, so that item changes (the
 	// next step) never wait long behind them; the unspent budget carries over (up to 1 s).
 	for m.tokens >= 1 && firstErr == nil && time.Since(now) < refreshSlice {
-		if err := m.freshItems(ctx); err != nil {
-			firstErr = err
-			break
-		}
 		var round []refreshJob
 		for len(round) < refreshParallel && float64(len(round)) <= m.tokens-1 {
 			var best *modelLists
@@ -355,6 +390,10 @@ func (m *Materializer) step(ctx context.Context) error {
 		if len(round) == 0 {
 			break
 		}
+		// The rankings run unlocked, on the index's snapshot of version (at least): new items
+		// of later versions are scored into the lists by apply.
+		version := m.index.Version()
+		m.mu.Unlock()
 		var wg sync.WaitGroup
 		for i := range round {
 			wg.Add(1)
@@ -364,6 +403,7 @@ func (m *Materializer) step(ctx context.Context) error {
 			}()
 		}
 		wg.Wait()
+		m.mu.Lock()
 		for i := range round {
 			j := &round[i]
 			if j.err != nil {
@@ -372,7 +412,7 @@ func (m *Materializer) step(ctx context.Context) error {
 				continue
 			}
 			m.tokens--
-			if w := m.apply(j); w != nil {
+			if w := m.apply(j, version); w != nil {
 				writes = append(writes, w)
 			}
 		}
@@ -381,7 +421,7 @@ func (m *Materializer) step(ctx context.Context) error {
 		writes = append(writes, m.lazyWrites(ml, now)...)
 	}
 	m.met.queued.Set(float64(m.snapshotStats().Queued))
-	return cmp.Or(m.write(ctx, writes, true), firstErr)
+	return cmp.Or(m.write(ctx, writes), firstErr)
 }
 
 // refreshParallel is how many full refreshes run at once.
@@ -435,11 +475,28 @@ func (m *Materializer) compute(ctx context.Context, j *refreshJob) {
 	}
 }
 
-// apply stores a computed refresh and returns its write (nil for a user without a row).
-func (m *Materializer) apply(j *refreshJob) *pendingWrite {
+// apply stores a computed refresh, ranked on the index's snapshot of version (at least),
+// and returns its write (nil for a user without a row). The new items that followItems
+// scored after that version are scored into it, like rescoreUsers does, so that a refresh
+// that ran beside them does not drop them.
+func (m *Materializer) apply(j *refreshJob, version uint64) *pendingWrite {
 	if j.unknown {
 		return nil
 	}
+	list := j.list
+	for _, f := range j.ml.fresh {
+		if f.version <= version {
+			continue
+		}
+		e := entry{item: f.item, pos: f.pos, score: dot(j.uv, f.vec)}
+		if len(list) >= m.opts.K && !better(e, list[m.opts.K-1]) || inList(list, e.pos) || j.seen[e.item] {
+			continue
+		}
+		list = append(slices.Clone(list), e)
+		sortEntries(list)
+		list = list[:min(len(list), m.opts.K)]
+	}
+	j.list = list
 	slot := j.ml.set(j.q.user, j.uv, j.list)
 	j.ml.seen[slot], j.ml.seenAt[slot] = j.seen, j.q.since
 	j.ml.unmarkLazy(slot)
@@ -450,9 +507,9 @@ func (m *Materializer) apply(j *refreshJob) *pendingWrite {
 }
 
 // write flushes ws; on failure the users are queued for a full refresh, so that no list
-// stays unwritten. With yield, new items are handled between write batches (freshItems).
-func (m *Materializer) write(ctx context.Context, ws []*pendingWrite, yield bool) error {
-	err := m.flush(ctx, ws, yield)
+// stays unwritten.
+func (m *Materializer) write(ctx context.Context, ws []*pendingWrite) error {
+	err := m.flush(ctx, ws)
 	if err != nil {
 		t := time.Now()
 		for _, w := range ws {
@@ -474,15 +531,10 @@ func (m *Materializer) rescoreUsers(ctx context.Context, ml *modelLists, ids []s
 			users = append(users, id)
 		}
 	}
-	// Read rescoreChunk users at a time, handling new items between the reads: thousands
-	// of users change per second under load, and their reads must not hold new items back.
+	// Read rescoreChunk users at a time, unlocked (thousands of users change per second
+	// under load, and their reads must not hold new items back).
 	var entered []int
 	for lo := 0; lo < len(users); lo += rescoreChunk {
-		if lo > 0 {
-			if err := m.freshItems(ctx); err != nil {
-				return err
-			}
-		}
 		e, err := m.rescoreChunk(ctx, ml, users[lo:min(lo+rescoreChunk, len(users))], now)
 		if err != nil {
 			return err
@@ -497,13 +549,15 @@ func (m *Materializer) rescoreUsers(ctx context.Context, ml *modelLists, ids []s
 		ml.unmarkLazy(slot)
 		ws[i] = &pendingWrite{ml: ml, slot: slot, since: now}
 	}
-	return m.write(ctx, ws, false)
+	return m.write(ctx, ws)
 }
 
 // rescoreChunk is rescoreUsers for some of the users; it returns the slots whose lists this
 // step's new items entered with the new vectors (to be written at once).
 func (m *Materializer) rescoreChunk(ctx context.Context, ml *modelLists, users []string, now time.Time) ([]int, error) {
+	m.mu.Unlock()
 	uvs, err := m.index.UserVectors(ctx, ml.name, users)
+	m.mu.Lock()
 	if err != nil {
 		return nil, err
 	}
@@ -586,8 +640,7 @@ func (m *Materializer) sweep(ml *modelLists, now time.Time) {
 // new to the catalog are scored at once against every listed user and the lists they enter
 // are written at once, in their own round trips, before any other work; changes of existing
 // items are collected for drifted. A new global row only marks the model for the next
-// sweep; a reload of the index queues every user. It is called at the start of a step and
-// between its slow phases, so it costs one atomic load when nothing was published.
+// sweep; a reload of the index queues every user. The caller holds m.mu.
 func (m *Materializer) freshItems(ctx context.Context) error {
 	v := m.index.Version()
 	var ws []*pendingWrite
@@ -601,7 +654,7 @@ func (m *Materializer) freshItems(ctx context.Context) error {
 		}
 		ws = append(ws, w...)
 	}
-	return m.write(ctx, ws, false)
+	return m.write(ctx, ws)
 }
 
 // newItems is freshItems for one model: it returns the writes of the lists new items entered.
@@ -642,7 +695,7 @@ func (m *Materializer) newItems(ctx context.Context, ml *modelLists) ([]*pending
 	for i, id := range ids {
 		if pos[i] >= newFrom {
 			batch, bvecs, bpos = append(batch, id), append(bvecs, vecs[i]), append(bpos, pos[i])
-			ml.fresh = append(ml.fresh, freshItem{item: id, pos: int32(pos[i]), vec: vecs[i]})
+			ml.fresh = append(ml.fresh, freshItem{item: id, pos: int32(pos[i]), vec: vecs[i], version: cs.Now})
 		} else {
 			ml.drift[id] = true
 		}
@@ -678,7 +731,7 @@ func (m *Materializer) drifted(ctx context.Context, ml *modelLists) error {
 	if err != nil {
 		return err
 	}
-	return m.write(ctx, m.score(ctx, ml, batch, vecs, pos), true)
+	return m.write(ctx, m.score(ctx, ml, batch, vecs, pos))
 }
 
 // score scores the items ids (vectors vecs, catalog positions pos) against every listed
@@ -838,15 +891,9 @@ type pendingWrite struct {
 // whose stored form (ml.stored) is known is changed in place: ZADD of its new or rescored
 // members and ZREM of those that left (one member each when an item enters a list); others
 // are replaced (DEL, ZADD of every member). Every write sets the list's write time (HSET in
-// the freshness hash). A list that Redis holds already is skipped. With yield, new items
-// are handled between batches (freshItems).
-func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite, yield bool) error {
+// the freshness hash). A list that Redis holds already is skipped.
+func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite) error {
 	for lo := 0; lo < len(ws); lo += writeBatch {
-		if yield && lo > 0 {
-			if err := m.freshItems(ctx); err != nil {
-				return err
-			}
-		}
 		batch := ws[lo:min(lo+writeBatch, len(ws))]
 		now := time.Now()
 		ms := strconv.FormatInt(now.UnixMilli(), 10)
