@@ -886,69 +886,106 @@ type pendingWrite struct {
 	since time.Time // when the change that caused it was seen
 }
 
-// flush writes lists, writeBatch per round trip, each batch in one MULTI/EXEC block (all
-// in the slot {ns}), so a reader sees a list before or after a write, never a mix. A list
-// whose stored form (ml.stored) is known is changed in place: ZADD of its new or rescored
-// members and ZREM of those that left (one member each when an item enters a list); others
-// are replaced (DEL, ZADD of every member). Every write sets the list's write time (HSET in
-// the freshness hash). A list that Redis holds already is skipped.
+// writeParallel is how many write batches are in flight at once: their round trips
+// overlap, so thousands of lists (a new item enters as many) take a few round trips.
+const writeParallel = 4
+
+// listWrite is one list's prepared write.
+type listWrite struct {
+	w    *pendingWrite
+	list []entry
+}
+
+// flush writes lists, writeBatch per round trip, writeParallel round trips at once, each
+// batch in one MULTI/EXEC block (all in the slot {ns}), so a reader sees a list before or
+// after a write, never a mix. A list whose stored form (ml.stored) is known is changed in
+// place: ZADD of its new or rescored members and ZREM of those that left (one member each
+// when an item enters a list); others are replaced (DEL, ZADD of every member). Every write
+// sets the list's write time (HSET in the freshness hash). A list that Redis holds already
+// is skipped, and a list is written once per flush (the list in memory now). The caller
+// holds m.mu; the round trips touch no state.
 func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite) error {
-	for lo := 0; lo < len(ws); lo += writeBatch {
-		batch := ws[lo:min(lo+writeBatch, len(ws))]
-		now := time.Now()
-		ms := strconv.FormatInt(now.UnixMilli(), 10)
-		var done []*pendingWrite
-		var lists [][]entry
-		type slotKey struct {
-			ml   *modelLists
-			slot int
+	type slotKey struct {
+		ml   *modelLists
+		slot int
+	}
+	todo := make([]listWrite, 0, len(ws))
+	have := make(map[slotKey]bool, len(ws))
+	for _, w := range ws {
+		ml, slot := w.ml, w.slot
+		list := ml.lists[slot]
+		if ml.storedOK[slot] && slices.Equal(ml.stored[slot], list) || have[slotKey{ml, slot}] {
+			continue
 		}
-		inBatch := make(map[slotKey]bool, len(batch))
-		_, err := m.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			for _, w := range batch {
-				ml, slot := w.ml, w.slot
-				list := ml.lists[slot]
-				if ml.storedOK[slot] && slices.Equal(ml.stored[slot], list) || inBatch[slotKey{ml, slot}] {
-					continue
-				}
-				inBatch[slotKey{ml, slot}] = true
-				key := ListKey(m.opts.Namespace, ml.name, ml.ids[slot])
-				var add []redis.Z
-				if ml.storedOK[slot] {
-					var rem []any
-					add, rem = diff(ml.stored[slot], list)
-					if len(rem) > 0 {
-						p.ZRem(ctx, key, rem...)
-					}
-				} else {
-					p.Del(ctx, key)
-					add = make([]redis.Z, len(list))
-					for i, e := range list {
-						add[i] = redis.Z{Score: float64(e.score), Member: e.item}
-					}
-				}
-				if len(add) > 0 {
-					p.ZAdd(ctx, key, add...)
-				}
-				p.HSet(ctx, FreshnessKey(m.opts.Namespace, ml.name), ml.ids[slot], ms)
-				done, lists = append(done, w), append(lists, list)
+		have[slotKey{ml, slot}] = true
+		todo = append(todo, listWrite{w: w, list: list})
+	}
+	nb := (len(todo) + writeBatch - 1) / writeBatch
+	errs := make([]error, nb)
+	times := make([]time.Time, nb)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, writeParallel)
+	for b := range nb {
+		batch := todo[b*writeBatch : min((b+1)*writeBatch, len(todo))]
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			times[b] = time.Now()
+			errs[b] = m.writeBatch(ctx, batch, times[b])
+		}()
+	}
+	wg.Wait()
+	var first error
+	for b := range nb {
+		batch := todo[b*writeBatch : min((b+1)*writeBatch, len(todo))]
+		if errs[b] != nil {
+			for _, lw := range batch {
+				lw.w.ml.storedOK[lw.w.slot] = false // unknown: replaced at its next write
 			}
-			return nil
-		})
-		if err != nil {
-			for _, w := range batch {
-				w.ml.storedOK[w.slot] = false // unknown: replaced at its next write
-			}
-			return fmt.Errorf("toplists: write %d lists: %w", len(batch), err)
+			first = cmp.Or(first, fmt.Errorf("toplists: write %d lists: %w", len(batch), errs[b]))
+			continue
 		}
-		for i, w := range done {
-			w.ml.stored[w.slot], w.ml.storedOK[w.slot] = lists[i], true
+		for _, lw := range batch {
+			ml := lw.w.ml
+			ml.stored[lw.w.slot], ml.storedOK[lw.w.slot] = lw.list, true
 			m.st.Writes++
-			m.met.writes.WithLabelValues(w.ml.name).Inc()
-			m.met.lag.WithLabelValues(w.ml.name).Observe(now.Sub(w.since).Seconds())
+			m.met.writes.WithLabelValues(ml.name).Inc()
+			m.met.lag.WithLabelValues(ml.name).Observe(times[b].Sub(lw.w.since).Seconds())
 		}
 	}
-	return nil
+	return first
+}
+
+// writeBatch writes lists in one MULTI/EXEC round trip (see flush); it only reads state.
+func (m *Materializer) writeBatch(ctx context.Context, batch []listWrite, now time.Time) error {
+	ms := strconv.FormatInt(now.UnixMilli(), 10)
+	_, err := m.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, lw := range batch {
+			ml, slot, list := lw.w.ml, lw.w.slot, lw.list
+			key := ListKey(m.opts.Namespace, ml.name, ml.ids[slot])
+			var add []redis.Z
+			if ml.storedOK[slot] {
+				var rem []any
+				add, rem = diff(ml.stored[slot], list)
+				if len(rem) > 0 {
+					p.ZRem(ctx, key, rem...)
+				}
+			} else {
+				p.Del(ctx, key)
+				add = make([]redis.Z, len(list))
+				for i, e := range list {
+					add[i] = redis.Z{Score: float64(e.score), Member: e.item}
+				}
+			}
+			if len(add) > 0 {
+				p.ZAdd(ctx, key, add...)
+			}
+			p.HSet(ctx, FreshnessKey(m.opts.Namespace, ml.name), ml.ids[slot], ms)
+		}
+		return nil
+	})
+	return err
 }
 
 // diff returns what turns the stored list old into list: the members of list that old
