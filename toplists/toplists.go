@@ -15,10 +15,10 @@
 // coalesces into one refresh — and paced by a budget of RefreshesPerSecond full refreshes,
 // taken from a queue in order of due time: a hot stream of changes to some users can delay
 // but never starve the others (each user is queued once, whatever number of changes it
-// gets). Item vectors: it follows ranking.Index.ItemChanges, waking at every publication of
-// the index (ranking.Index.Updated), and scores only the changed or new items against the
-// user vectors it keeps in memory (the user matrix against the changed items, with
-// ranking's kernel), with each listed user's K-th score as the bar:
+// gets). Item vectors: it follows ranking.Index.ItemChanges on a goroutine of its own,
+// woken at every publication of the index (ranking.Index.Updated), and scores only the
+// changed or new items against the user vectors it keeps in memory (the user matrix against
+// the changed items, with ranking's kernel), with each listed user's K-th score as the bar:
 //
 //   - a changed item that is not in a user's list and beats the K-th entry enters the list
 //     (unless the user has seen it), the K-th leaves: the list stays exact, because every
@@ -36,11 +36,18 @@
 //
 // # Speed: what is done at once and what is batched
 //
-// Items new to the catalog are scored at the first poll that sees them, and a list that an
-// item enters within Debounce of joining the catalog is written at once. Changes of existing items (VBPR moves most item rows at every
-// flush of the updater) are collected and scored once per driftInterval (200 ms, or
-// Debounce when shorter), driftPerPoll per poll, so that no poll stalls new items behind
-// thousands of drifted ones; lists changed only by such drift or by a user's rescoring are
+// Items new to the catalog are scored at the publication that brings them, by that
+// goroutine (followItems), and the lists they enter are written at once in their own round
+// trips: they do not wait for the loop's user reads, full refreshes or other writes (the
+// loop holds the lock only while it computes or writes). They are scored again against the
+// vectors of users read after them (rescoreUsers) and into refreshes ranked on an older
+// snapshot (apply), so they are judged as if every read came first. A list that an item
+// enters later within Debounce of its joining the catalog (as the user's vector or the
+// global row moves) is written at once too. Changes of existing items (VBPR moves most item
+// rows at every flush of the updater) are collected and scored by Run's loop once per
+// driftInterval (200 ms, or Debounce when shorter), driftPerPoll per poll, so that no poll
+// stalls behind thousands of drifted ones; lists changed only by such drift or by a user's
+// rescoring are
 // written within Debounce (lazyPerPoll per poll): the list in memory is current, Redis lags
 // it by at most Debounce while the write rate allows. Seen sets are cached from each user's
 // last full refresh (see modelLists.seen).
@@ -54,8 +61,10 @@
 // keep the budget busy forever under VBPR and delay everything else. A reload of the index
 // (changes unknown) queues every user at once.
 //
-// A list is written with one MULTI/EXEC (DEL, ZADD, and the write time in the model's
-// freshness hash), so a reader sees the previous list or the new one, never a mix.
+// A list is written in one MULTI/EXEC block with the others of its batch: in place when the
+// stored list is known (ZREM of the members that left, ZADD of the new or rescored ones:
+// one member each when an item enters), else whole (DEL, ZADD), and its write time in the
+// model's freshness hash; so a reader sees the previous list or the new one, never a mix.
 package toplists
 
 import (
@@ -901,7 +910,7 @@ type listWrite struct {
 // after a write, never a mix. A list whose stored form (ml.stored) is known is changed in
 // place: ZADD of its new or rescored members and ZREM of those that left (one member each
 // when an item enters a list); others are replaced (DEL, ZADD of every member). Every write
-// sets the list's write time (HSET in the freshness hash). A list that Redis holds already
+// sets the list's write time (in the freshness hash, one HSET per batch and model). A list that Redis holds already
 // is skipped, and a list is written once per flush (the list in memory now). The caller
 // holds m.mu; the round trips touch no state.
 func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite) error {
@@ -957,9 +966,11 @@ func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite) error {
 	return first
 }
 
-// writeBatch writes lists in one MULTI/EXEC round trip (see flush); it only reads state.
+// writeBatch writes lists in one MULTI/EXEC round trip (see flush), their write times
+// with one HSET per model; it only reads state.
 func (m *Materializer) writeBatch(ctx context.Context, batch []listWrite, now time.Time) error {
 	ms := strconv.FormatInt(now.UnixMilli(), 10)
+	times := make(map[string][]any)
 	_, err := m.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, lw := range batch {
 			ml, slot, list := lw.w.ml, lw.w.slot, lw.list
@@ -981,7 +992,10 @@ func (m *Materializer) writeBatch(ctx context.Context, batch []listWrite, now ti
 			if len(add) > 0 {
 				p.ZAdd(ctx, key, add...)
 			}
-			p.HSet(ctx, FreshnessKey(m.opts.Namespace, ml.name), ml.ids[slot], ms)
+			times[ml.name] = append(times[ml.name], ml.ids[slot], ms)
+		}
+		for model, fv := range times {
+			p.HSet(ctx, FreshnessKey(m.opts.Namespace, model), fv...)
 		}
 		return nil
 	})
