@@ -16,7 +16,7 @@ func TestDiff(t *testing.T) {
 	list := func(n int) []entry {
 		out := make([]entry, 0, n)
 		for len(out) < n {
-			p := int32(rng.IntN(30))
+			p := int32(rng.IntN(100))
 			if inList(out, p) {
 				continue
 			}
@@ -33,8 +33,8 @@ func TestDiff(t *testing.T) {
 		}
 	}
 	for range 2000 {
-		old, next := list(rng.IntN(10)), list(rng.IntN(10))
-		if rng.IntN(2) == 0 && len(old) > 0 { // mostly shared: rescore some of old's members
+		old, next := list(rng.IntN(45)), list(rng.IntN(45)) // both sides of diff's scan/map switch at 32
+		if rng.IntN(2) == 0 && len(old) > 0 {               // mostly shared: rescore some of old's members
 			next = append([]entry(nil), old...)
 			for i := range next {
 				if rng.IntN(3) == 0 {

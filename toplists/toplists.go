@@ -430,7 +430,7 @@ func (m *Materializer) step(ctx context.Context) error {
 		writes = append(writes, m.lazyWrites(ml, now)...)
 	}
 	m.met.queued.Set(float64(m.snapshotStats().Queued))
-	return cmp.Or(m.write(ctx, writes), firstErr)
+	return cmp.Or(m.write(ctx, writes, true), firstErr)
 }
 
 // refreshParallel is how many full refreshes run at once.
@@ -516,9 +516,9 @@ func (m *Materializer) apply(j *refreshJob, version uint64) *pendingWrite {
 }
 
 // write flushes ws; on failure the users are queued for a full refresh, so that no list
-// stays unwritten.
-func (m *Materializer) write(ctx context.Context, ws []*pendingWrite) error {
-	err := m.flush(ctx, ws)
+// stays unwritten. yield: see flush.
+func (m *Materializer) write(ctx context.Context, ws []*pendingWrite, yield bool) error {
+	err := m.flush(ctx, ws, yield)
 	if err != nil {
 		t := time.Now()
 		for _, w := range ws {
@@ -558,7 +558,7 @@ func (m *Materializer) rescoreUsers(ctx context.Context, ml *modelLists, ids []s
 		ml.unmarkLazy(slot)
 		ws[i] = &pendingWrite{ml: ml, slot: slot, since: now}
 	}
-	return m.write(ctx, ws)
+	return m.write(ctx, ws, true)
 }
 
 // rescoreChunk is rescoreUsers for some of the users; it returns the slots whose lists this
@@ -663,7 +663,7 @@ func (m *Materializer) freshItems(ctx context.Context) error {
 		}
 		ws = append(ws, w...)
 	}
-	return m.write(ctx, ws)
+	return m.write(ctx, ws, false)
 }
 
 // newItems is freshItems for one model: it returns the writes of the lists new items entered.
@@ -740,7 +740,7 @@ func (m *Materializer) drifted(ctx context.Context, ml *modelLists) error {
 	if err != nil {
 		return err
 	}
-	return m.write(ctx, m.score(ctx, ml, batch, vecs, pos))
+	return m.write(ctx, m.score(ctx, ml, batch, vecs, pos), true)
 }
 
 // score scores the items ids (vectors vecs, catalog positions pos) against every listed
@@ -911,35 +911,52 @@ type listWrite struct {
 // place: ZADD of its new or rescored members and ZREM of those that left (one member each
 // when an item enters a list); others are replaced (DEL, ZADD of every member). Every write
 // sets the list's write time (in the freshness hash, one HSET per batch and model). A list that Redis holds already
-// is skipped, and a list is written once per flush (the list in memory now). The caller
-// holds m.mu; the round trips touch no state.
-func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite) error {
+// is skipped, and a list is written once per flush (the list in memory when its wave
+// starts). The caller holds m.mu; the round trips touch no state. With yield, the lock is
+// released between waves, so that Run's loop does not hold new items back for the whole of
+// a long flush.
+func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite, yield bool) error {
 	type slotKey struct {
 		ml   *modelLists
 		slot int
 	}
-	todo := make([]listWrite, 0, len(ws))
 	have := make(map[slotKey]bool, len(ws))
-	for _, w := range ws {
-		ml, slot := w.ml, w.slot
-		list := ml.lists[slot]
-		if ml.storedOK[slot] && slices.Equal(ml.stored[slot], list) || have[slotKey{ml, slot}] {
-			continue
+	var first error
+	for len(ws) > 0 {
+		// One wave: up to writeParallel batches, the lists as they are now.
+		var todo []listWrite
+		for len(ws) > 0 && len(todo) < writeParallel*writeBatch {
+			w := ws[0]
+			ws = ws[1:]
+			ml, slot := w.ml, w.slot
+			list := ml.lists[slot]
+			if ml.storedOK[slot] && slices.Equal(ml.stored[slot], list) || have[slotKey{ml, slot}] {
+				continue
+			}
+			have[slotKey{ml, slot}] = true
+			todo = append(todo, listWrite{w: w, list: list})
 		}
-		have[slotKey{ml, slot}] = true
-		todo = append(todo, listWrite{w: w, list: list})
+		first = cmp.Or(first, m.flushWave(ctx, todo))
+		if yield && len(ws) > 0 {
+			// Let followItems in between waves (a waiter of over 1 ms gets the lock).
+			m.mu.Unlock()
+			m.mu.Lock()
+		}
 	}
+	return first
+}
+
+// flushWave writes todo, writeBatch lists per round trip, all round trips at once.
+func (m *Materializer) flushWave(ctx context.Context, todo []listWrite) error {
 	nb := (len(todo) + writeBatch - 1) / writeBatch
 	errs := make([]error, nb)
 	times := make([]time.Time, nb)
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, writeParallel)
 	for b := range nb {
 		batch := todo[b*writeBatch : min((b+1)*writeBatch, len(todo))]
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
-			defer func() { <-sem; wg.Done() }()
+			defer wg.Done()
 			times[b] = time.Now()
 			errs[b] = m.writeBatch(ctx, batch, times[b])
 		}()
@@ -1005,6 +1022,20 @@ func (m *Materializer) writeBatch(ctx context.Context, batch []listWrite, now ti
 // diff returns what turns the stored list old into list: the members of list that old
 // lacks or scores otherwise (ZADD), and the members of old that list lacks (ZREM).
 func diff(old, list []entry) (add []redis.Z, rem []any) {
+	if len(old) <= 32 { // K is small: scans beat a map
+		for _, e := range list {
+			i := slices.IndexFunc(old, func(o entry) bool { return o.pos == e.pos })
+			if i < 0 || old[i].score != e.score {
+				add = append(add, redis.Z{Score: float64(e.score), Member: e.item})
+			}
+		}
+		for _, o := range old {
+			if !inList(list, o.pos) {
+				rem = append(rem, o.item)
+			}
+		}
+		return add, rem
+	}
 	was := make(map[int32]float32, len(old))
 	for _, e := range old {
 		was[e.pos] = e.score
