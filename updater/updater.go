@@ -4,8 +4,9 @@
 // The Updater is the single place where events change state, whatever drives it: the Kafka
 // consumer (consumers/), an offline replay or a prequential evaluation. It is not safe for
 // concurrent use: one goroutine calls Apply, ApplyItem, StartFlush, StartItemFlush and
-// FinishFlush; only PendingFlush Commits may run on other goroutines meanwhile. The read-only methods
-// (ScoreAll, Catalog, ItemIndex) may run concurrently with each other, not with Apply.
+// FinishFlush; only PendingFlush Commits may run on other goroutines meanwhile. The
+// read-only methods (ScoreAll, Catalog, ItemIndex) may run concurrently with each other, not
+// with Apply.
 //
 // State ownership (DESIGN.md, Contracts): user rows have one writer (events are keyed by
 // user) and are written whole; item rows and global rows are shared and are written as
