@@ -39,17 +39,17 @@
 // Items new to the catalog are scored at the publication that brings them, by that
 // goroutine (followItems), and the lists they enter are written at once in their own round
 // trips: they do not wait for the loop's user reads, full refreshes or other writes (the
-// loop holds the lock only while it computes or writes). They are scored again against the
+// loop holds the lock only while it computes or writes, and lets go of it between write
+// waves). They are scored again against the
 // vectors of users read after them (rescoreUsers) and into refreshes ranked on an older
 // snapshot (apply), so they are judged as if every read came first. A list that an item
 // enters later within Debounce of its joining the catalog (as the user's vector or the
 // global row moves) is written at once too. Changes of existing items (VBPR moves most item
-// rows at every flush of the updater) are collected and scored by Run's loop once per
-// driftInterval (200 ms, or Debounce when shorter), driftPerPoll per poll, so that no poll
-// stalls behind thousands of drifted ones; lists changed only by such drift or by a user's
-// rescoring are
-// written within Debounce (lazyPerPoll per poll): the list in memory is current, Redis lags
-// it by at most Debounce while the write rate allows. Seen sets are cached from each user's
+// rows at every flush of the updater) are collected by that goroutine and scored by Run's
+// loop once per driftInterval (200 ms, or Debounce when shorter), driftPerPoll per poll, so
+// that no poll stalls behind thousands of drifted ones; lists changed only by such drift or
+// by a user's rescoring are written within Debounce (lazyPerPoll per poll): the list in
+// memory is current, Redis lags it by at most Debounce while the write rate allows. Seen sets are cached from each user's
 // last full refresh (see modelLists.seen).
 //
 // A new global row (ranking applies it at most every GlobalRefresh) changes every item
