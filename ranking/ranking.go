@@ -53,6 +53,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -239,13 +240,38 @@ func (x *Index) Run(ctx context.Context) error {
 	defer t.Stop()
 	fresh := time.NewTicker(x.opts.NewItemsInterval)
 	defer fresh.Stop()
+	// A full poll's reads (thousands of changed rows after a flush, each read queued behind
+	// the updater's commits in Redis) run on a goroutine of their own, so that the looks for
+	// new items go on meanwhile; its apply runs here, like every other change of state.
+	type result struct {
+		r   *reading
+		err error
+	}
+	reads := make(chan result, 1)
+	reading := false
+	var rwg sync.WaitGroup
+	defer rwg.Wait()
 	for {
 		var err error
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
-			err = s.poll(ctx, false)
+			if !reading {
+				reading = true
+				base, since := x.snap.Load(), maps.Clone(s.since)
+				rwg.Add(1)
+				go func() {
+					defer rwg.Done()
+					r, err := s.read(ctx, base, since, false)
+					reads <- result{r, err}
+				}()
+			}
+		case res := <-reads:
+			reading = false
+			if err = res.err; err == nil {
+				err = s.apply(ctx, res.r)
+			}
 		case <-fresh.C:
 			err = s.poll(ctx, true)
 		}

@@ -227,94 +227,132 @@ func (s *syncer) vector(m interface {
 	m.ItemVector(dst, row, global, f)
 }
 
-// poll applies the changes since the last poll and publishes a new snapshot when anything
-// changed. Reads come first, all of them; a failed read leaves the served state and the
-// mirrored versions as they were, so the next poll retries the same changes.
-//
-// With newOnly, poll serves only the items new to the catalog (their stored rows and
-// embeddings, with the served global rows), in two round trips per model when nothing is
-// new: the change logs, global rows and popularity wait for the next full poll, which reads
-// those items' rows again if they changed meanwhile (re-reading a row is harmless).
-func (s *syncer) poll(ctx context.Context, newOnly bool) error {
+// reading is what one poll read from the store, planned on the snapshot base: the change
+// logs' versions, the changed rows of base's items, the catalog's items after base, their
+// rows, and the global rows that changed. Reads come first, all of them; a failed read
+// leaves the served state and the mirrored versions as they were, so the next poll retries
+// the same changes.
+type reading struct {
+	base    *snapshot
+	next    map[string]int64 // versions of the change logs read; nil for a new-items look
+	reset   bool             // a table was reset: reload everything
+	newIDs  []string         // catalog items after base.n
+	embPos  []int            // positions in base whose embeddings changed
+	embRows [][]float32      // their embeddings, then the new items'
+	models  []modelChange
+	globals [][]float32 // per model: a global row read (nil: unchanged)
+}
+
+// modelChange is the item rows of one model that a poll read.
+type modelChange struct {
+	pos  []int       // positions in the base snapshot whose rows changed
+	rows [][]float32 // their rows, then the new items' rows
+}
+
+// read reads the changes after base: with newOnly, only the items new to the catalog (one
+// ZRANGE when there is none; the change logs, global rows and popularity are left to the
+// full polls, which read those items' rows again if they changed meanwhile). It touches no
+// syncer state but since, which only apply writes, so a full poll's read runs on a goroutine
+// of its own while Run goes on looking for new items.
+func (s *syncer) read(ctx context.Context, base *snapshot, since map[string]int64, newOnly bool) (*reading, error) {
 	x := s.x
-	old := x.snap.Load()
-	next := make(map[string]int64)
+	r := &reading{base: base}
 	changed := make(map[string][]string)
-	for _, t := range s.tables() {
-		if newOnly {
-			next[t] = s.since[t]
-			continue
+	if !newOnly {
+		r.next = make(map[string]int64)
+		for _, t := range s.tables() {
+			ids, v, err := x.store.Changed(ctx, t, since[t])
+			if err != nil {
+				return nil, err
+			}
+			if v < since[t] { // the table was reset: start over
+				r.reset = true
+				return r, nil
+			}
+			r.next[t], changed[t] = v, ids
 		}
-		ids, v, err := x.store.Changed(ctx, t, s.since[t])
-		if err != nil {
-			return err
-		}
-		if v < s.since[t] { // the table was reset: start over
-			x.opts.Logger.Info("ranking: a table was reset; reloading everything")
-			return s.load(ctx)
-		}
-		next[t], changed[t] = v, ids
 	}
 	// The catalog is read after the change logs, so every changed item that is in the
 	// catalog at all is in it by now.
-	newIDs, err := x.store.CatalogFrom(ctx, updater.CatalogItems, old.n)
-	if err != nil {
-		return err
+	newIDs, err := x.store.CatalogFrom(ctx, updater.CatalogItems, base.n)
+	if err != nil || (newOnly && len(newIDs) == 0) {
+		return nil, err
 	}
-	if newOnly && len(newIDs) == 0 {
-		return nil
+	r.newIDs = newIDs
+	isNew := make(map[string]bool, len(newIDs))
+	for _, id := range newIDs {
+		isNew[id] = true
 	}
-	n := old.n + len(newIDs)
-	isNew := make(map[string]int32, len(newIDs))
-	for i, id := range newIDs {
-		isNew[id] = int32(old.n + i)
-	}
-	// positions (in the old catalog) whose rows changed, per table
+	// positions (in base) whose rows changed, per table
 	oldPos := func(ids []string) ([]string, []int) {
 		var out []string
 		var ps []int
 		for _, id := range ids {
-			if _, nw := isNew[id]; nw {
+			if isNew[id] {
 				continue
 			}
-			if p, ok := x.position(old, id); ok {
+			if p, ok := x.position(base, id); ok {
 				out, ps = append(out, id), append(ps, int(p))
 			}
 		}
 		return out, ps
 	}
 	embIDs, embPos := oldPos(changed[updater.TableEmbeddings])
-	embRows, err := s.vectors(ctx, updater.TableEmbeddings, append(embIDs, newIDs...))
-	if err != nil {
-		return err
+	if r.embRows, err = s.vectors(ctx, updater.TableEmbeddings, append(embIDs, newIDs...)); err != nil {
+		return nil, err
 	}
-	type modelChange struct {
-		ids  []string
-		pos  []int
-		rows [][]float32 // changed rows of old items, then the new items' rows
-	}
-	mc := make([]modelChange, len(x.ms))
+	r.embPos = embPos
+	r.models, r.globals = make([]modelChange, len(x.ms)), make([][]float32, len(x.ms))
 	for mi, m := range x.ms {
 		ids, ps := oldPos(changed[itemsTable(m)])
-		rows, err := s.vectors(ctx, itemsTable(m), append(ids, newIDs...))
+		all := append(ids, newIDs...)
+		rows, err := s.vectors(ctx, itemsTable(m), all)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for k, r := range rows {
-			if r != nil && len(r) != m.ItemDim() {
-				id := append(ids, newIDs...)[k]
-				return fmt.Errorf("%s row %q has width %d, model wants %d", itemsTable(m), id, len(r), m.ItemDim())
+		for k, row := range rows {
+			if row != nil && len(row) != m.ItemDim() {
+				return nil, fmt.Errorf("%s row %q has width %d, model wants %d", itemsTable(m), all[k], len(row), m.ItemDim())
 			}
 		}
-		mc[mi] = modelChange{ids: ids, pos: ps, rows: rows}
-		if !newOnly && next[globalTable(m)] != s.since[globalTable(m)] {
-			g, err := s.global(ctx, mi)
-			if err != nil {
-				return err
+		r.models[mi] = modelChange{pos: ps, rows: rows}
+		if !newOnly && r.next[globalTable(m)] != since[globalTable(m)] {
+			if r.globals[mi], err = s.global(ctx, mi); err != nil {
+				return nil, err
 			}
-			s.pending[mi], s.hasPending[mi] = g, true
 		}
 	}
+	return r, nil
+}
+
+// apply builds the next snapshot from the served one and r, and publishes it when anything
+// changed. Items that a new-items look served after r's base was taken are in both: they
+// count as changed rows here (r read them later, or as late).
+func (s *syncer) apply(ctx context.Context, r *reading) error {
+	x := s.x
+	if r.reset {
+		x.opts.Logger.Info("ranking: a table was reset; reloading everything")
+		return s.load(ctx)
+	}
+	old := x.snap.Load()
+	if old != r.base {
+		// Only new-items looks publish between a read and its apply: old extends base
+		// by served[0:have] of r.newIDs (the catalog is append-only).
+		have := min(old.n-r.base.n, len(r.newIDs))
+		for i := range have {
+			r.embPos = append(r.embPos, r.base.n+i)
+			for mi := range r.models {
+				r.models[mi].pos = append(r.models[mi].pos, r.base.n+i)
+			}
+		}
+		// The rows are laid out changed-then-new: the first have new ones move over to
+		// the changed ones by the positions just added, in the same order.
+		r.newIDs = r.newIDs[have:]
+	}
+	newIDs := r.newIDs
+	n := old.n + len(newIDs)
+	changedEmb := len(r.embPos)
+	embRows := r.embRows
 	// Every read succeeded: build the next snapshot. The new ids are appended in place when
 	// the backing array has room: older snapshots read only their first old.n elements,
 	// which the append does not touch.
@@ -330,15 +368,15 @@ func (s *syncer) poll(ctx context.Context, newOnly bool) error {
 	embChanged := make(map[int]bool)
 	if eb.m.dim > 0 {
 		eb.grow(n)
-		for i, r := range embRows {
+		for i, row := range embRows {
 			p := 0
-			if i < len(embPos) {
-				p = embPos[i]
+			if i < changedEmb {
+				p = r.embPos[i]
 			} else {
-				p = old.n + i - len(embPos)
+				p = old.n + i - changedEmb
 			}
-			if r != nil && len(r) == eb.m.dim {
-				eb.set(p, r)
+			if row != nil && len(row) == eb.m.dim {
+				eb.set(p, row)
 				embChanged[p] = true
 			}
 		}
@@ -348,7 +386,7 @@ func (s *syncer) poll(ctx context.Context, newOnly bool) error {
 	now := time.Now()
 	logItems, logGlobal := make([][]int32, len(x.ms)), make([]bool, len(x.ms))
 	for mi, m := range x.ms {
-		c := mc[mi]
+		c := r.models[mi]
 		w := m.ItemDim()
 		for k, p := range c.pos {
 			dst := s.raw[mi][p*w : (p+1)*w]
@@ -356,7 +394,10 @@ func (s *syncer) poll(ctx context.Context, newOnly bool) error {
 			copy(dst, c.rows[k])
 		}
 		if err := s.appendRaw(mi, newIDs, c.rows[len(c.pos):]); err != nil {
-			return err // not reached: the widths were checked above
+			return err // not reached: read checked the widths
+		}
+		if r.globals[mi] != nil {
+			s.pending[mi], s.hasPending[mi] = r.globals[mi], true
 		}
 		sv := &served{global: old.models[mi].global}
 		// The positions whose own vectors changed: logged in either branch, so that a
@@ -375,7 +416,7 @@ func (s *syncer) poll(ctx context.Context, newOnly bool) error {
 		for p := range redo {
 			logItems[mi] = append(logItems[mi], int32(p))
 		}
-		if !newOnly && s.hasPending[mi] && now.Sub(s.lastGlobal[mi]) >= x.opts.GlobalRefresh {
+		if r.next != nil && s.hasPending[mi] && now.Sub(s.lastGlobal[mi]) >= x.opts.GlobalRefresh {
 			// Bounded staleness: the new global row changes every item vector; recompute
 			// them all, at most once per GlobalRefresh.
 			sv.global = s.pending[mi]
@@ -402,7 +443,7 @@ func (s *syncer) poll(ctx context.Context, newOnly bool) error {
 		}
 		snap.models[mi] = sv
 	}
-	for t, v := range next {
+	for t, v := range r.next {
 		s.since[t] = v
 	}
 	for i, id := range newIDs {
@@ -411,7 +452,7 @@ func (s *syncer) poll(ctx context.Context, newOnly bool) error {
 	if len(newIDs) > 0 {
 		s.popularDue = true
 	}
-	if !newOnly && (now.Sub(s.lastPopular) >= x.opts.PopularRefresh || (s.popularDue && now.Sub(s.lastPopular) >= time.Second)) {
+	if r.next != nil && (now.Sub(s.lastPopular) >= x.opts.PopularRefresh || (s.popularDue && now.Sub(s.lastPopular) >= time.Second)) {
 		if err := s.refreshPopular(ctx, snap); err != nil {
 			x.opts.Logger.Sugar().Warnf("ranking: popularity refresh: %v", err)
 		} else {
@@ -422,6 +463,15 @@ func (s *syncer) poll(ctx context.Context, newOnly bool) error {
 		x.publish(snap, logItems, logGlobal, false)
 	}
 	return nil
+}
+
+// poll reads and applies in a row: a full poll, or with newOnly a look for new items.
+func (s *syncer) poll(ctx context.Context, newOnly bool) error {
+	r, err := s.read(ctx, s.x.snap.Load(), s.since, newOnly)
+	if err != nil || r == nil {
+		return err
+	}
+	return s.apply(ctx, r)
 }
 
 // Popularity blend: an item's Popular score is

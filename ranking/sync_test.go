@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -394,4 +396,96 @@ func TestNewItemsBetweenPolls(t *testing.T) {
 			t.Fatalf("ItemChanges after the new item = %+v, want just hot", cs)
 		}
 	})
+}
+
+// gatedStore blocks the reads of item rows that include gate while armed, as a Redis busy
+// with a long commit would.
+type gatedStore struct {
+	featurestore.Store
+	gate    string
+	armed   atomic.Bool
+	blocked chan struct{} // receives once per blocked read
+	release chan struct{}
+}
+
+func (g *gatedStore) Vectors(ctx context.Context, table string, ids []string) ([][]float32, error) {
+	if g.armed.Load() && strings.HasSuffix(table, ":items") && slices.Contains(ids, g.gate) {
+		g.blocked <- struct{}{}
+		<-g.release
+	}
+	return g.Store.Vectors(ctx, table, ids)
+}
+
+// TestNewItemsWhileFullPollBlocked: a full poll whose reads are stuck (a changed row behind
+// a slow store) does not hold new items back: they are served meanwhile, and when the
+// full poll lands, also with an item both served, the index equals the brute force over
+// the store, each item once.
+func TestNewItemsWhileFullPollBlocked(t *testing.T) {
+	mem := featurestore.NewMemory()
+	store := &gatedStore{Store: mem, gate: "i0", blocked: make(chan struct{}, 16), release: make(chan struct{})}
+	ms := testModels()
+	f := newFeeder(t, mem, ms)
+	f.apply(t, stream(1000, 10, 100, 6))
+	x := start(t, store, ms, ranking.Options{SyncInterval: 5 * time.Millisecond, NewItemsInterval: 2 * time.Millisecond})
+	ctx := context.Background()
+	commit := func(newItem string) {
+		t.Helper()
+		tx := mem.Begin()
+		d := make([]float64, 9)
+		d[0] = 1e6
+		if newItem != "" {
+			tx.AppendCatalog(updater.CatalogItems, newItem)
+			tx.AddVector("bpr:items", newItem, d)
+		}
+		tx.AddVector("bpr:items", "i0", []float64{1, 0, 0, 0, 0, 0, 0, 0, 0})
+		if _, err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	served := func(id string) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			if _, ok := x.Item(id); ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not served within 2s while a full poll was blocked", id)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for _, both := range []bool{false, true} {
+		store.armed.Store(true)
+		id := "hot-late"
+		if both { // the new item is in the blocked poll's catalog read too
+			id = "hot-both"
+			commit(id)
+		} else {
+			commit("")
+		}
+		select {
+		case <-store.blocked:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no full poll read the changed row")
+		}
+		if !both {
+			commit(id)
+		}
+		served(id)
+		store.armed.Store(false)
+		store.release <- struct{}{}
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			err := matchesStore(t, x, mem, ms, []string{"u1", "u7"})
+			cat, _ := mem.Catalog(ctx, updater.CatalogItems)
+			if err == nil && x.Len() == len(cat) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after the blocked poll landed: index has %d items, catalog %d; %v", x.Len(), len(cat), err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }
