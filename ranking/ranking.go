@@ -21,7 +21,8 @@
 // store.CatalogFrom on the catalog (new items join with their stored rows at once). Between
 // two polls it looks at the catalog alone every NewItemsInterval (default 2 ms), so that a
 // new item is served within milliseconds of its flush, without waiting for the re-reading
-// of the rows that a flush of interactions changed. A change
+// of the rows that a flush of interactions changed: a full poll reads on a goroutine of its
+// own, and only its apply (building and publishing the snapshot) runs on Run's. A change
 // of a model's global row ("<model>:global", e.g. VBPR's E) changes every item vector, so it
 // is applied — all item vectors recomputed — at most once every GlobalRefresh (default 1 s):
 // the served global row lags the store's by less than GlobalRefresh + SyncInterval, and until
