@@ -1,8 +1,7 @@
 #!lua
 -- visrec featurestore: Commit of one Tx, atomically. redis.go documents the key layout;
 -- redis_commit.go builds KEYS and ARGV:
---   ARGV[1]  one byte per KEYS entry: 'h' (hash), 'z' (sorted set) or 's' (set), the type it
---            must have.
+--   ARGV[1]  one byte per KEYS entry: 'h' (hash) or 'z' (sorted set), the type it must have.
 --   ARGV[2:] runs of ops, op, key index (into KEYS), record count, records:
 --     'o' partition, prev, next   SetOffset (prev '-1': no stored offset)
 --     's' id, float32 LE blob     SetVector
@@ -12,7 +11,6 @@
 --     'd' id                      DeleteVector
 --     'c' id, n                   IncrCounter
 --     'l' id                      AppendCatalog
---     'e' member                  AddToSet (the key is the set)
 --     'g' table key index         change log of that table: the key is a sorted set of the
 --                                 ids of its rows written, each scored with the version of
 --                                 its last write; this commit's version is the highest
@@ -22,14 +20,14 @@
 -- MergeVector replaced by its value, '': the caller has it) or {'fenced', key, partition,
 -- stored}. Every check runs before the first write, because Redis does not roll a script back.
 
-local WIDTH = {o = 3, s = 2, a = 2, m = 3, c = 2, l = 1, e = 1, g = 1, d = 1}
+local WIDTH = {o = 3, s = 2, a = 2, m = 3, c = 2, l = 1, g = 1, d = 1}
 local CHUNK = 2048 -- values per struct call: Lua's C stack holds about 8000
 local HSET_PAIRS = 500 -- field/value pairs per HSET call, for the same reason
 local kinds = ARGV[1]
 
 -- 1. Key types: a write to a key of the wrong type would fail halfway.
 for i = 1, #KEYS do
-  local want = ({h = 'hash', z = 'zset', s = 'set'})[string.sub(kinds, i, i)]
+  local want = ({h = 'hash', z = 'zset'})[string.sub(kinds, i, i)]
   local t = redis.call('TYPE', KEYS[i])['ok']
   if t ~= 'none' and t ~= want then
     return redis.error_reply('visrec: key ' .. KEYS[i] .. ' holds a ' .. t .. ', want a ' .. want)
@@ -287,10 +285,6 @@ for _, run in ipairs(all) do
     tops[k] = top
   elseif op == 'g' then
     logs[#logs + 1] = run
-  elseif op == 'e' then
-    for s = 0, n - 1, HSET_PAIRS do
-      redis.call('SADD', key, unpack(ARGV, j + s, j + math.min(s + HSET_PAIRS, n) - 1))
-    end
   elseif op == 'o' then
     local kv = {}
     for r = 0, n - 1 do

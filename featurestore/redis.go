@@ -42,7 +42,9 @@ import (
 // (ErrFenced), key types, blob and delta lengths and the stored rows that deltas land on,
 // and writes only when all checks pass; counters that still fail at HINCRBY (overflow, a
 // non-integer field) are undone before the script returns the error. So a Commit that the
-// script rejects wrote nothing.
+// script rejects wrote nothing, with one exception: the AddToSet members go ahead of the
+// script, in one pipeline of SADDs, because adding is idempotent and thousands of small sets
+// per flush would otherwise lengthen the time the script blocks Redis.
 //
 // Redis runs a script atomically and, since 7.0, replicates its effects as one MULTI/EXEC
 // block. State and offsets share a slot, so a failover that loses the last acknowledged

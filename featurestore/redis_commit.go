@@ -30,6 +30,12 @@ func (tx *redisTx) Commit(ctx context.Context) ([][]float32, error) {
 	if len(ops) == 0 {
 		return nil, nil
 	}
+	if ops, err = tx.r.addToSets(ctx, ops); err != nil {
+		return nil, err
+	}
+	if len(ops) == 0 {
+		return nil, nil
+	}
 	ops = withChangeLog(ops)
 	var addOps []*op // AddVector and MergeVector ops in call order
 	for i := range ops {
@@ -81,6 +87,41 @@ func (tx *redisTx) Commit(ctx context.Context) ([][]float32, error) {
 	return merged, nil
 }
 
+// addToSets writes the AddToSet ops of a Tx ahead of its script, in one pipeline, and
+// returns the other ops. Adding to a set is idempotent, so it need not be atomic with the
+// rest (Tx.AddToSet): outside the script, thousands of small sets (a flush's seen items of
+// its users) no longer lengthen the time that the script blocks Redis.
+func (r *Redis) addToSets(ctx context.Context, ops []op) ([]op, error) {
+	rest := ops[:0:0]
+	pipe := r.c.Pipeline()
+	for i := range ops {
+		o := &ops[i]
+		if o.kind != opAddToSet {
+			rest = append(rest, *o)
+			continue
+		}
+		key := r.setKey(o.name, o.id)
+		for lo := 0; lo < len(o.members); lo += saddChunk {
+			ms := o.members[lo:min(lo+saddChunk, len(o.members))]
+			args := make([]any, len(ms))
+			for k, m := range ms {
+				args[k] = m
+			}
+			pipe.SAdd(ctx, key, args...)
+		}
+	}
+	if pipe.Len() == 0 {
+		return ops, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("featurestore: commit: add to sets: %w", err)
+	}
+	return rest, nil
+}
+
+// saddChunk is the number of members per SADD.
+const saddChunk = 1000
+
 // opChange is the Redis store's own op: it records in a table's change log ({ns}:chg:T)
 // every row of the table that the commit writes (the script lists them itself). Commit adds
 // one per table written.
@@ -100,10 +141,10 @@ func withChangeLog(ops []op) []op {
 }
 
 // opCode gives, per op kind, the script's op code and the kind and Redis type of its key
-// ('h' hash, 'z' sorted set, 's' set).
+// ('h' hash, 'z' sorted set). AddToSet has none: addToSets writes it ahead of the script.
 var opCode = [...]struct {
 	code string
-	kind string // key kind: "v", "c", "cat", "off", "set", "chg"
+	kind string // key kind: "v", "c", "cat", "off", "chg"
 	typ  byte
 }{
 	opSetVector:     {"s", "v", 'h'},
@@ -111,7 +152,6 @@ var opCode = [...]struct {
 	opIncrCounter:   {"c", "c", 'h'},
 	opAppendCatalog: {"l", "cat", 'z'},
 	opSetOffset:     {"o", "off", 'h'},
-	opAddToSet:      {"e", "set", 's'},
 	opDeleteVector:  {"d", "v", 'h'},
 	opMergeVector:   {"m", "v", 'h'},
 	opChange:        {"g", "chg", 'z'},
@@ -133,9 +173,6 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 		o := &ops[i]
 		c := opCode[o.kind]
 		key := r.key(c.kind, o.name)
-		if o.kind == opAddToSet {
-			key = r.setKey(o.name, o.id)
-		}
 		k, ok := index[key]
 		if !ok {
 			k = len(keys)
@@ -178,13 +215,6 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 			}
 			args = append(args, opCode[o.kind].code, strconv.Itoa(keyOf[i]+1), nil)
 			prevKind, prevKey, countAt, count = o.kind, keyOf[i], len(args)-1, 0
-		}
-		if o.kind == opAddToSet { // one record per member
-			count += len(o.members)
-			for _, m := range o.members {
-				args = append(args, m)
-			}
-			continue
 		}
 		count++
 		switch o.kind {

@@ -96,14 +96,16 @@ type Tx interface {
 	AppendCatalog(name, id string)
 
 	// AddToSet adds members to set id of the named family (for example the items a user has
-	// seen); members already there are ignored.
+	// seen); members already there are ignored. Adding is idempotent, so it is the one write
+	// that Commit may apply even when it fails: the Redis store adds the members ahead of the
+	// atomic step. A replay of the events adds the same members again, which changes nothing.
 	AddToSet(name, id string, members ...string)
 
 	// SetOffset records next as the offset of topic/partition, provided that the stored offset
 	// is prev now (NoOffset: none stored). Otherwise Commit fails with ErrFenced.
 	SetOffset(topic string, partition int, prev, next int64)
 
-	// Commit applies every write atomically, or none (on any error). It returns the rows
+	// Commit applies every write atomically, or none (on any error; AddToSet aside). It returns the rows
 	// touched by AddVector and MergeVector after the merge, in the order of those calls, so
 	// that a cache can pick up other writers' deltas.
 	Commit(ctx context.Context) ([][]float32, error)
