@@ -334,22 +334,14 @@ func (m *Memory) apply(ops []op) [][]float32 {
 			}
 		case opSetVector:
 			noteWrite(o.name, o.id)
-			t := m.rows[o.name]
-			if t == nil {
-				t = make(map[string][]float32)
-				m.rows[o.name] = t
-			}
+			t := m.table(o.name)
 			t[o.id] = o.vec
 		case opDeleteVector:
 			noteWrite(o.name, o.id)
 			delete(m.rows[o.name], o.id)
 		case opAddVector:
 			noteWrite(o.name, o.id)
-			t := m.rows[o.name]
-			if t == nil {
-				t = make(map[string][]float32)
-				m.rows[o.name] = t
-			}
+			t := m.table(o.name)
 			r, ok := t[o.id]
 			if !ok {
 				r = make([]float32, len(o.delta))
@@ -361,11 +353,7 @@ func (m *Memory) apply(ops []op) [][]float32 {
 			merged = append(merged, append(make([]float32, 0, len(r)), r...))
 		case opMergeVector:
 			noteWrite(o.name, o.id)
-			t := m.rows[o.name]
-			if t == nil {
-				t = make(map[string][]float32)
-				m.rows[o.name] = t
-			}
+			t := m.table(o.name)
 			r, ok := t[o.id]
 			if !ok {
 				r = make([]float32, len(o.vec))
@@ -406,6 +394,16 @@ func (m *Memory) apply(ops []op) [][]float32 {
 		}
 	}
 	return merged
+}
+
+// table returns the rows of the named table, creating it. m.mu is held.
+func (m *Memory) table(name string) map[string][]float32 {
+	t := m.rows[name]
+	if t == nil {
+		t = make(map[string][]float32)
+		m.rows[name] = t
+	}
+	return t
 }
 
 // bitsEqual tells whether a and b hold the same float32 bit patterns (so -0 differs from 0

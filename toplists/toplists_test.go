@@ -262,15 +262,7 @@ func TestNewItemEntersAffectedLists(t *testing.T) {
 	before := e.mat.Stats(ctx)
 	// hot's BPR row: q = c·p_u0, bias 0; its score for user u is c·p_u·p_u0.
 	rows, _ := e.store.Vectors(ctx, "bpr:users", []string{"u0"})
-	p := rows[0]
-	var n2 float64
-	for _, x := range p {
-		n2 += float64(x) * float64(x)
-	}
-	row := make([]float64, 9)
-	for j := range 8 {
-		row[1+j] = 20 * float64(p[j]) / n2
-	}
+	row := hotRow(rows[0])
 	tx := e.store.Begin()
 	tx.AppendCatalog(updater.CatalogItems, "hot")
 	tx.AddVector("bpr:items", "hot", row)
@@ -384,15 +376,7 @@ func TestNewItemWrittenBeforeQueuedRefreshes(t *testing.T) {
 		return nil
 	})
 	// hot's BPR row: q = c·p_u0, bias 0; its score for user u is c·p_u·p_u0.
-	p := rows[0]
-	var n2 float64
-	for _, x := range p {
-		n2 += float64(x) * float64(x)
-	}
-	row := make([]float64, 9)
-	for j := range 8 {
-		row[1+j] = 20 * float64(p[j]) / n2
-	}
+	row := hotRow(rows[0])
 	tx = e.store.Begin()
 	tx.AppendCatalog(updater.CatalogItems, "hot")
 	tx.AddVector("bpr:items", "hot", row)
@@ -413,4 +397,18 @@ func TestNewItemWrittenBeforeQueuedRefreshes(t *testing.T) {
 		t.Fatalf("the refresh queue drained (%+v) before the new item was listed: the test proves nothing", s)
 	}
 	t.Logf("hot entered %d of %d lists after %v, with full refreshes still queued", len(in), nUsers, d)
+}
+
+// hotRow is a BPR item row (K=8) q = 20·p/|p|², bias 0: its score for a user u is
+// 20·p_u·p/|p|², 20 for the user whose row is p.
+func hotRow(p []float32) []float64 {
+	var n2 float64
+	for _, x := range p {
+		n2 += float64(x) * float64(x)
+	}
+	row := make([]float64, 9)
+	for j := range 8 {
+		row[1+j] = 20 * float64(p[j]) / n2
+	}
+	return row
 }

@@ -126,6 +126,21 @@ func (e *e2e) start(ns, group string, extra ...string) *proc {
 	return p
 }
 
+// killWhileWorking SIGKILLs p once it has committed something (committed reports it), a
+// random 0.1-2 s later.
+func (p *proc) killWhileWorking(t *testing.T, rng *rand.Rand, committed func() bool) {
+	t.Helper()
+	for !committed() {
+		select {
+		case err := <-p.done:
+			t.Fatalf("visrec update exited (%v):\n%s", err, p.stderr)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	time.Sleep(100*time.Millisecond + time.Duration(rng.IntN(1900))*time.Millisecond)
+	p.kill(t, syscall.SIGKILL)
+}
+
 func (p *proc) kill(t *testing.T, sig syscall.Signal) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(sig)
@@ -255,16 +270,7 @@ func TestKillRestartEffectivelyOnce(t *testing.T) {
 	for k := 0; k < kills; k++ {
 		before := e.applied(store, 1)
 		p := e.start(ns, ns, "--flush-events", "1500")
-		// Kill it while it works: once it has committed something, a random 0.1-2 s later.
-		for e.applied(store, 1) == before {
-			select {
-			case err := <-p.done:
-				t.Fatalf("visrec update exited (%v):\n%s", err, p.stderr)
-			case <-time.After(2 * time.Millisecond):
-			}
-		}
-		time.Sleep(100*time.Millisecond + time.Duration(rng.IntN(1900))*time.Millisecond)
-		p.kill(t, syscall.SIGKILL)
+		p.killWhileWorking(t, rng, func() bool { return e.applied(store, 1) != before })
 		got := e.applied(store, 1)
 		if got >= n {
 			t.Fatalf("the stream was consumed before kill %d; the test needs a longer or slower stream", k+1)

@@ -65,17 +65,7 @@ func TestItemLaneKillRestart(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	for k := range kills {
 		before := appliedItems()
-		p := start()
-		// Kill it while it works: once it has committed an item flush, a random 0.1-2 s later.
-		for appliedItems() == before {
-			select {
-			case err := <-p.done:
-				t.Fatalf("visrec update exited (%v):\n%s", err, p.stderr)
-			case <-time.After(2 * time.Millisecond):
-			}
-		}
-		time.Sleep(100*time.Millisecond + time.Duration(rng.IntN(1900))*time.Millisecond)
-		p.kill(t, syscall.SIGKILL)
+		start().killWhileWorking(t, rng, func() bool { return appliedItems() != before }) // an item flush landed
 		t.Logf("SIGKILL %d at %d interactions and %d item events applied", k+1, e.applied(store, 1), appliedItems())
 	}
 	for range 2 {
@@ -93,7 +83,7 @@ func TestItemLaneKillRestart(t *testing.T) {
 
 	ctx := context.Background()
 	if got := appliedItems(); got != nItems {
-		t.Fatalf("applied %d item events, produced %d", got, nItems)
+		t.Fatalf("applied %d item events, produced %d; the last updater's log:\n%s", got, nItems, p.stderr)
 	}
 	for _, topic := range []string{e.events, e.items} {
 		offs, err := store.Offsets(ctx, topic)
