@@ -396,9 +396,21 @@ func (c *Consumer) process(ctx, gctx context.Context, in, items <-chan record) e
 		}
 		return nil
 	}
-	// pumpItems applies the item events waiting now and starts a due item flush, so that
-	// a new item does not wait for the rest of a batch of interactions (their relative order
-	// is free: they come from different topics).
+	// applyOne applies one record, keeping a dead letter for bad input; err is a store
+	// failure, after which process stops without flushing the rest (a restart replays from
+	// the stored offsets).
+	applyOne := func(r *record) error {
+		m, isDead, err := c.apply(gctx, r)
+		if isDead {
+			dead = append(dead, m)
+		}
+		return err
+	}
+	// pumpItems applies the item events waiting now, in their order, and starts a due item
+	// flush, so that a new item waits neither behind a backlog of interactions nor for the
+	// rest of a batch of them (the relative order of the two topics is free). Item events
+	// are applied here only, never from a batch: a later one applied ahead of an earlier one
+	// would make the earlier look replayed.
 	pumpItems := func() error {
 		for {
 			select {
@@ -408,12 +420,8 @@ func (c *Consumer) process(ctx, gctx context.Context, in, items <-chan record) e
 				}
 				continue
 			case r := <-items:
-				m, isDead, err := c.apply(gctx, &r)
-				if err != nil {
+				if err := applyOne(&r); err != nil {
 					return err
-				}
-				if isDead {
-					dead = append(dead, m)
 				}
 				continue
 			default:
@@ -442,19 +450,18 @@ func (c *Consumer) process(ctx, gctx context.Context, in, items <-chan record) e
 			}
 		case <-tick.C:
 		case r := <-items:
-			batch = append(batch, r)
+			if err := applyOne(&r); err != nil {
+				return err
+			}
 		case r := <-in:
 			batch = append(batch, r)
 		}
-		if len(batch) > 0 { // item events first, then interactions up to a batch
+		if err := pumpItems(); err != nil { // item events first
+			return err
+		}
+		if len(batch) > 0 { // then interactions up to a batch
 		drain:
 			for len(batch) < cap(batch) {
-				select {
-				case r := <-items:
-					batch = append(batch, r)
-					continue
-				default:
-				}
 				select {
 				case r := <-in:
 					batch = append(batch, r)
@@ -462,11 +469,9 @@ func (c *Consumer) process(ctx, gctx context.Context, in, items <-chan record) e
 					break drain
 				}
 			}
-		}
-		if len(batch) > 0 {
 			evs = evs[:0]
 			for i := range batch {
-				if batch[i].err == nil && batch[i].item == nil {
+				if batch[i].err == nil {
 					evs = append(evs, batch[i].ev)
 				}
 			}
@@ -482,14 +487,8 @@ func (c *Consumer) process(ctx, gctx context.Context, in, items <-chan record) e
 						return err
 					}
 				}
-				m, isDead, err := c.apply(gctx, &batch[i])
-				if err != nil {
-					// The store failed: stop without flushing the rest; a restart replays
-					// from the stored offsets.
+				if err := applyOne(&batch[i]); err != nil {
 					return err
-				}
-				if isDead {
-					dead = append(dead, m)
 				}
 			}
 		}
