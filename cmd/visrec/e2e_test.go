@@ -105,6 +105,25 @@ func itemCounts(t *testing.T, n int64, seed uint64) map[string]int64 {
 	return counts
 }
 
+// wantItemCounts checks every item's merged interaction counter against counts, its
+// number of interactions in the log (each event counted once).
+func wantItemCounts(t *testing.T, store featurestore.Store, counts map[string]int64) {
+	t.Helper()
+	ids := make([]string, 0, len(counts))
+	for id := range counts {
+		ids = append(ids, id)
+	}
+	got, err := store.Counters(context.Background(), updater.CounterItemEvents, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, id := range ids {
+		if got[k] != counts[id] {
+			t.Errorf("item %s: %d interactions merged, %d produced", id, got[k], counts[id])
+		}
+	}
+}
+
 // proc is one running `visrec update`.
 type proc struct {
 	cmd    *exec.Cmd
@@ -364,19 +383,7 @@ func TestTwoUpdatersOneGroup(t *testing.T) {
 	if len(offs) != parts || total != n {
 		t.Fatalf("stored offsets %v sum to %d over %d partitions, want %d over %d", offs, total, len(offs), n, parts)
 	}
-	ids := make([]string, 0, len(counts))
-	for id := range counts {
-		ids = append(ids, id)
-	}
-	got, err := store.Counters(context.Background(), updater.CounterItemEvents, ids)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, id := range ids {
-		if got[k] != counts[id] {
-			t.Errorf("item %s: %d interactions merged, %d produced", id, got[k], counts[id])
-		}
-	}
+	wantItemCounts(t, store, counts)
 	items := rows(t, store, "bpr:items")
 	if len(items) != len(counts) {
 		t.Errorf("%d item rows, %d items produced", len(items), len(counts))

@@ -152,18 +152,5 @@ func TestItemLaneKillRestart(t *testing.T) {
 			t.Fatalf("%s has an embedding of %d values, want 8", ids[i], len(v))
 		}
 	}
-	counts := itemCounts(t, n, 44)
-	cids := make([]string, 0, len(counts))
-	for id := range counts {
-		cids = append(cids, id)
-	}
-	got, err := store.Counters(ctx, updater.CounterItemEvents, cids)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, id := range cids {
-		if got[k] != counts[id] {
-			t.Errorf("item %s: %d interactions merged, %d produced", id, got[k], counts[id])
-		}
-	}
+	wantItemCounts(t, store, itemCounts(t, n, 44))
 }
