@@ -15,32 +15,30 @@
 --                                 ids of its rows written, each scored with the version of
 --                                 its last write; this commit's version is the highest
 --                                 score + 1, and it lists every row this commit writes
+--     'p' field, blob             HSET of a raw hash field (a staged part: redo record)
+--     'S', 'A', 'M' id, bytes     checks only: the blob length that 's', 'a' or 'm' has in a
+--     'D' id                      part, and 'd' (redis_parts.go: the stage of a commit in parts)
+--     'w' field                   guard: this call is a part of a staged commit; apply it only
+--                                 if field of KEYS[k] still exists (else reply {'done'}), and
+--                                 delete the field with the writes
 --   Ops on one key run in call order; ops on different keys commute.
 -- Returns {'ok', merged AddVector and MergeVector rows in ARGV order...} (for a row that
--- MergeVector replaced by its value, '': the caller has it) or {'fenced', key, partition,
--- stored}. Every check runs before the first write, because Redis does not roll a script back.
+-- MergeVector replaced by its value, '': the caller has it), {'fenced', key, partition,
+-- stored} or {'done'}. Every check runs before the first write, because Redis does not roll a
+-- script back.
 
-local WIDTH = {o = 3, s = 2, a = 2, m = 3, c = 2, l = 1, g = 1, d = 1}
+local WIDTH = {o = 3, s = 2, a = 2, m = 3, c = 2, l = 1, g = 1, d = 1, p = 2, w = 1, S = 2, A = 2, M = 2, D = 1}
 local CHUNK = 2048 -- values per struct call: Lua's C stack holds about 8000
 local HSET_PAIRS = 500 -- field/value pairs per HSET call, for the same reason
 local kinds = ARGV[1]
 
--- 1. Key types: a write to a key of the wrong type would fail halfway.
-for i = 1, #KEYS do
-  local want = ({h = 'hash', z = 'zset'})[string.sub(kinds, i, i)]
-  local t = redis.call('TYPE', KEYS[i])['ok']
-  if t ~= 'none' and t ~= want then
-    return redis.error_reply('visrec: key ' .. KEYS[i] .. ' holds a ' .. t .. ', want a ' .. want)
-  end
-end
-
 -- The runs, parsed once: each {op, key index, first record's ARGV index, count}, in ARGV
--- order; rowRuns holds those of the row ops (s, a, m, d), offRuns and cntRuns the others
--- that the checks need.
-local all, rowRuns, offRuns, cntRuns = {}, {}, {}, {}
+-- order; rowRuns holds those of the row ops (s, a, m, d and their checks), offRuns and
+-- cntRuns the others that the checks need, guard the 'w' run.
+local all, rowRuns, offRuns, cntRuns, guard = {}, {}, {}, {}, nil
 do
   local nargv, i = #ARGV, 2
-  local rowOp = {s = true, a = true, m = true, d = true}
+  local rowOp = {s = true, a = true, m = true, d = true, S = true, A = true, M = true, D = true}
   while i <= nargv do
     local op, k, n = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
     local w = WIDTH[op]
@@ -51,8 +49,23 @@ do
     all[#all + 1] = run
     if rowOp[op] then rowRuns[#rowRuns + 1] = run
     elseif op == 'o' then offRuns[#offRuns + 1] = run
-    elseif op == 'c' then cntRuns[#cntRuns + 1] = run end
+    elseif op == 'c' then cntRuns[#cntRuns + 1] = run
+    elseif op == 'w' then guard = run end
     i = i + 3 + w * n
+  end
+end
+
+-- A part of a staged commit that another caller applied already changes nothing.
+if guard and redis.call('HEXISTS', KEYS[guard[2]], ARGV[guard[3]]) == 0 then
+  return {'done'}
+end
+
+-- 1. Key types: a write to a key of the wrong type would fail halfway.
+for i = 1, #KEYS do
+  local want = ({h = 'hash', z = 'zset'})[string.sub(kinds, i, i)]
+  local t = redis.call('TYPE', KEYS[i])['ok']
+  if t ~= 'none' and t ~= want then
+    return redis.error_reply('visrec: key ' .. KEYS[i] .. ' holds a ' .. t .. ', want a ' .. want)
   end
 end
 
@@ -77,7 +90,7 @@ end
 local orig = {} -- orig[k][id]: stored blob, or false if missing
 for _, run in ipairs(rowRuns) do
   local op, k, j, n = run[1], run[2], run[3], run[4]
-  if op == 'a' or op == 'm' then
+  if op == 'a' or op == 'm' or op == 'A' or op == 'M' then
     local o = orig[k] or {}
     orig[k] = o
     local w, ids = WIDTH[op], {}
@@ -103,30 +116,35 @@ for _, run in ipairs(rowRuns) do
   lengths[k] = lens
   local o = orig[k] or {}
   local w = WIDTH[op]
+  local check = op == 'S' or op == 'A' or op == 'M' or op == 'D' -- records carry lengths, not blobs
+  local lop = string.lower(op)
   for r = 0, n - 1 do
     local id = ARGV[j + w * r]
-    if op == 'd' then
+    local size = 0 -- the blob's length in bytes
+    if lop ~= 'd' then
+      if check then size = tonumber(ARGV[j + w * r + 1]) or -1 else size = #ARGV[j + w * r + 1] end
+    end
+    if lop == 'd' then
       lens[id] = -1
-    elseif op == 's' then
-      local blob = ARGV[j + w * r + 1]
-      if #blob % 4 ~= 0 then
-        return redis.error_reply('visrec: SetVector ' .. key .. ' ' .. id .. ': blob of ' .. #blob .. ' bytes')
+    elseif lop == 's' then
+      if size < 0 or size % 4 ~= 0 then
+        return redis.error_reply('visrec: SetVector ' .. key .. ' ' .. id .. ': blob of ' .. size .. ' bytes')
       end
-      lens[id] = #blob
+      lens[id] = size
     else
-      local blob, vals = ARGV[j + w * r + 1], 0
-      if op == 'm' then
-        local value = ARGV[j + w * r + 2]
-        if #blob % 4 ~= 0 or #value ~= #blob then
-          return redis.error_reply('visrec: MergeVector ' .. key .. ' ' .. id .. ': base of ' .. #blob ..
-            ' bytes, value of ' .. #value)
+      local vals = 0
+      if lop == 'm' then
+        local vsize = check and size or #ARGV[j + w * r + 2]
+        if size < 0 or size % 4 ~= 0 or vsize ~= size then
+          return redis.error_reply('visrec: MergeVector ' .. key .. ' ' .. id .. ': base of ' .. size ..
+            ' bytes, value of ' .. vsize)
         end
-        vals = #blob / 4
+        vals = size / 4
       else
-        if #blob % 8 ~= 0 then
-          return redis.error_reply('visrec: AddVector ' .. key .. ' ' .. id .. ': delta blob of ' .. #blob .. ' bytes')
+        if size < 0 or size % 8 ~= 0 then
+          return redis.error_reply('visrec: AddVector ' .. key .. ' ' .. id .. ': delta blob of ' .. size .. ' bytes')
         end
-        vals = #blob / 8
+        vals = size / 8
       end
       local cur = lens[id]
       if cur == nil then
@@ -134,11 +152,11 @@ for _, run in ipairs(rowRuns) do
         cur = old and #old or -1
       end
       if cur >= 0 and cur % 4 ~= 0 then
-        return redis.error_reply('visrec: ' .. (op == 'a' and 'AddVector ' or 'MergeVector ') .. key .. ' ' .. id ..
+        return redis.error_reply('visrec: ' .. (lop == 'a' and 'AddVector ' or 'MergeVector ') .. key .. ' ' .. id ..
           ': stored row is corrupt (' .. cur .. ' bytes)')
       end
       if cur >= 0 and cur / 4 ~= vals then
-        return redis.error_reply('visrec: ' .. (op == 'a' and 'AddVector ' or 'MergeVector ') .. key .. ' ' .. id ..
+        return redis.error_reply('visrec: ' .. (lop == 'a' and 'AddVector ' or 'MergeVector ') .. key .. ' ' .. id ..
           ': delta has ' .. vals .. ' values, row has ' .. (cur / 4))
       end
       lens[id] = 4 * vals
@@ -292,8 +310,13 @@ for _, run in ipairs(all) do
       kv[#kv + 1] = ARGV[j + 3 * r + 2]
     end
     hset(key, kv)
+  elseif op == 'p' then
+    local kv = {}
+    for q = j, j + 2 * n - 1 do kv[#kv + 1] = ARGV[q] end
+    hset(key, kv)
   end
 end
+if guard then redis.call('HDEL', KEYS[guard[2]], ARGV[guard[3]]) end
 
 -- The change logs, after every row write.
 for _, run in ipairs(logs) do

@@ -193,6 +193,16 @@ func (m *Memory) SetMembers(ctx context.Context, name, id string) ([]string, err
 // Begin implements Store.
 func (m *Memory) Begin() Tx { return &memTx{m: m} }
 
+// Recover implements Store: a memory commit is never left half-applied.
+func (m *Memory) Recover(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
 // Close implements Store: it drops the state; later calls return ErrClosed. Closing twice is
 // a no-op.
 func (m *Memory) Close() error {

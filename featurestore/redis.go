@@ -32,13 +32,14 @@ import (
 //	                         the row's last write (each commit that writes T adds 1; the
 //	                         highest score is T's version)
 //	{ns}:set:N:id     set    set id of family N (AddToSet), e.g. {visrec}:set:seen:u42
+//	{ns}:redo:parts   hash   parts of commits not yet applied (Commits in parts)
 //
 // For example: redis-cli HGETALL '{visrec}:off:visrec.events'.
 //
 // # Commit
 //
-// Commit sends the whole Tx as one Lua script (commit.lua; EVALSHA, falling back to
-// EVAL), with every key it touches in KEYS. The script first checks every SetOffset
+// Commit sends the whole Tx (or, for a large one, each of its parts: see below) as one Lua
+// script (commit.lua; EVALSHA, falling back to EVAL), with every key it touches in KEYS. The script first checks every SetOffset
 // (ErrFenced), key types, blob and delta lengths and the stored rows that deltas land on,
 // and writes only when all checks pass; counters that still fail at HINCRBY (overflow, a
 // non-integer field) are undone before the script returns the error. So a Commit that the
@@ -54,8 +55,32 @@ import (
 //
 // A script blocks Redis while it runs: a row costs it a few µs (MergeVector's cheap case,
 // SetVector: about 5 µs for 65 floats, arguments and change log included) to about 10 µs
-// (AddVector, or a MergeVector whose row another writer moved: unpack, add, repack), so keep
-// Tx sizes to what the latency of other clients allows.
+// (AddVector, or a MergeVector whose row another writer moved: unpack, add, repack). Every
+// other client waits meanwhile: the serving lookups, and the small commits of new items
+// whose freshness counts in milliseconds. Hence:
+//
+// # Commits in parts
+//
+// A Tx with more than RedisOptions.CommitPart row writes (default 500) is committed by a
+// stage script and then part scripts of at most CommitPart row writes each (redis_parts.go):
+//
+//   - The stage runs every check of the whole Tx (fencing, key types, the lengths of the
+//     stored rows that deltas land on), applies the counters and the offsets, and stores
+//     each part's script call in the redo hash {ns}:redo:parts (field "<commit id>:<part>").
+//     It is the commit point: a Tx that it rejects wrote nothing, and one that it accepts
+//     stands, whatever happens to the writer afterwards.
+//   - Each part writes its rows and their change log and deletes its redo entry, in one
+//     script that does nothing if the entry is gone (so that a part lands once, whoever
+//     applies it). The catalog appends go with the last part, after every row.
+//
+// Recover applies the parts left in the redo hash (a writer that died or lost its
+// connection between them): oldest commit first, each commit's parts in order. The updater
+// calls it when it loads, a snapshot installation after it has frozen the model. Readers see
+// a commit's parts one by one, each advancing the versions of the tables it writes.
+//
+// redis-cli HKEYS '{visrec}:redo:parts' lists the parts not yet applied (none, but for the
+// few milliseconds of a commit in flight). A part that cannot apply (a key of the wrong
+// type, made by hand) stays there, and Recover reports it, until the cause is fixed.
 //
 // A Commit that fails in transport (a timeout, a cancelled ctx, a dropped connection) may
 // or may not have been applied: re-read Offsets to learn which.
@@ -68,7 +93,10 @@ type Redis struct {
 	c      redis.UniversalClient
 	ns     string
 	script *redis.Script
+	part   int // row writes per script call of a commit in parts; 0: never in parts
 	closed atomic.Bool
+
+	afterPart func(part int) error // tests: runs after each part of a commit; an error stops it
 }
 
 // RedisOptions configures a Redis store.
@@ -76,10 +104,21 @@ type RedisOptions struct {
 	// Namespace prefixes every key (as the hash tag {Namespace}); default "visrec". It must
 	// not contain '{' or '}'.
 	Namespace string
+	// CommitPart is the most row writes (SetVector, AddVector, MergeVector, DeleteVector)
+	// that one script call of Commit applies: a Tx with more is committed in parts (see
+	// Commits in parts). 0 means the default, DefaultCommitPart; a negative value commits
+	// every Tx in one script.
+	CommitPart int
 }
 
-// DefaultRedisOptions returns the defaults: namespace "visrec".
-func DefaultRedisOptions() RedisOptions { return RedisOptions{Namespace: "visrec"} }
+// DefaultCommitPart is RedisOptions.CommitPart's default: a part of 500 row writes blocks
+// Redis for about 2-5 ms.
+const DefaultCommitPart = 500
+
+// DefaultRedisOptions returns the defaults: namespace "visrec", CommitPart DefaultCommitPart.
+func DefaultRedisOptions() RedisOptions {
+	return RedisOptions{Namespace: "visrec", CommitPart: DefaultCommitPart}
+}
 
 var _ Store = (*Redis)(nil)
 
@@ -95,7 +134,14 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 	if strings.ContainsAny(opts.Namespace, "{}") {
 		return nil, fmt.Errorf("featurestore: NewRedis: namespace %q contains a brace", opts.Namespace)
 	}
-	return &Redis{c: client, ns: opts.Namespace, script: redis.NewScript(commitScript)}, nil
+	part := opts.CommitPart
+	switch {
+	case part == 0:
+		part = DefaultCommitPart
+	case part < 0:
+		part = 0
+	}
+	return &Redis{c: client, ns: opts.Namespace, script: redis.NewScript(commitScript), part: part}, nil
 }
 
 // Namespace returns the store's namespace.

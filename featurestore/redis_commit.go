@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // commitScript is the Lua script behind redisTx.Commit; its header documents ARGV.
@@ -36,43 +37,63 @@ func (tx *redisTx) Commit(ctx context.Context) ([][]float32, error) {
 	if len(ops) == 0 {
 		return nil, nil
 	}
-	ops = withChangeLog(ops)
 	var addOps []*op // AddVector and MergeVector ops in call order
 	for i := range ops {
 		if k := ops[i].kind; k == opAddVector || k == opMergeVector {
+			ops[i].rank = len(addOps)
 			addOps = append(addOps, &ops[i])
 		}
 	}
-	keys, args, addOrder := tx.r.encodeCommit(ops)
-	adds := len(addOrder)
+	if p := tx.r.part; p > 0 && rowRecords(ops) > p {
+		return tx.r.commitInParts(ctx, ops, addOps)
+	}
+	keys, args, addOrder := tx.r.encodeCommit(withChangeLog(ops))
 	res, err := tx.r.script.Run(ctx, tx.r.c, keys, args...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("featurestore: commit: %w", err)
 	}
+	if err := scriptStatus(res); err != nil {
+		return nil, err
+	}
+	if len(addOps) == 0 {
+		return nil, nil
+	}
+	merged := make([][]float32, len(addOps))
+	if err := mergedRows(res, addOrder, addOps, merged); err != nil {
+		return nil, err
+	}
+	return merged, nil
+}
+
+// scriptStatus turns the first element of a commit script's reply into an error, nil for
+// "ok".
+func scriptStatus(res []any) error {
 	if len(res) == 0 {
-		return nil, fmt.Errorf("featurestore: commit: empty script reply")
+		return fmt.Errorf("featurestore: commit: empty script reply")
 	}
 	switch res[0] {
 	case "ok":
+		return nil
 	case "fenced":
 		if len(res) != 4 {
-			return nil, fmt.Errorf("featurestore: commit: malformed fenced reply %v", res)
+			return fmt.Errorf("featurestore: commit: malformed fenced reply %v", res)
 		}
-		return nil, fmt.Errorf("%w (%v partition %v: stored %v)", ErrFenced, res[1], res[2], res[3])
+		return fmt.Errorf("%w (%v partition %v: stored %v)", ErrFenced, res[1], res[2], res[3])
 	default:
-		return nil, fmt.Errorf("featurestore: commit: unexpected script reply %v", res[0])
+		return fmt.Errorf("featurestore: commit: unexpected script reply %v", res[0])
 	}
-	if len(res)-1 != adds {
-		return nil, fmt.Errorf("featurestore: commit: script returned %d merged rows for %d AddVector calls", len(res)-1, adds)
+}
+
+// mergedRows stores the merged rows of an "ok" reply res into merged, indexed by call
+// ordinal: addOrder[i] is that of the reply's i-th row, addOps the ops by ordinal.
+func mergedRows(res []any, addOrder []int, addOps []*op, merged [][]float32) error {
+	if len(res)-1 != len(addOrder) {
+		return fmt.Errorf("featurestore: commit: script returned %d merged rows for %d AddVector calls", len(res)-1, len(addOrder))
 	}
-	if adds == 0 {
-		return nil, nil
-	}
-	merged := make([][]float32, adds)
 	for i, v := range res[1:] {
 		s, ok := v.(string)
 		if !ok {
-			return nil, fmt.Errorf("featurestore: commit: merged row %d is a %T", i, v)
+			return fmt.Errorf("featurestore: commit: merged row %d is a %T", i, v)
 		}
 		j := addOrder[i]
 		if o := addOps[j]; s == "" && o.kind == opMergeVector {
@@ -80,11 +101,12 @@ func (tx *redisTx) Commit(ctx context.Context) ([][]float32, error) {
 			merged[j] = append(make([]float32, 0, len(o.vec)), o.vec...)
 			continue
 		}
+		var err error
 		if merged[j], err = decodeF32(s); err != nil {
-			return nil, fmt.Errorf("featurestore: commit: merged row %d: %w", i, err)
+			return fmt.Errorf("featurestore: commit: merged row %d: %w", i, err)
 		}
 	}
-	return merged, nil
+	return nil
 }
 
 // addToSets writes the AddToSet ops of a Tx ahead of its script, in one pipeline, and
@@ -155,6 +177,16 @@ var opCode = [...]struct {
 	opDeleteVector:  {"d", "v", 'h'},
 	opMergeVector:   {"m", "v", 'h'},
 	opChange:        {"g", "chg", 'z'},
+	opCheck:         {"", "v", 'h'}, // the code is that of the op checked, in upper case
+	opPut:           {"p", "redo", 'h'},
+}
+
+// code returns the script's op code of o.
+func (o *op) code() string {
+	if o.kind == opCheck {
+		return strings.ToUpper(opCode[o.of].code)
+	}
+	return opCode[o.kind].code
 }
 
 // encodeCommit lays ops out as commit.lua reads them: KEYS holds each key once; ARGV[1]
@@ -172,6 +204,9 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 	for i := range ops {
 		o := &ops[i]
 		c := opCode[o.kind]
+		if o.kind == opCheck {
+			c = opCode[o.of]
+		}
 		key := r.key(c.kind, o.name)
 		k, ok := index[key]
 		if !ok {
@@ -191,13 +226,11 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 		start[k] = start[k-1] + perKey[k-1]
 	}
 	order := make([]int, len(ops))
-	addRank := make([]int, len(ops))
 	adds := 0
 	for i := range ops {
 		order[start[keyOf[i]]] = i
 		start[keyOf[i]]++
 		if k := ops[i].kind; k == opAddVector || k == opMergeVector {
-			addRank[i] = adds
 			adds++
 		}
 	}
@@ -206,15 +239,16 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 	args = make([]any, 1, 1+4*len(ops))
 	args[0] = string(kinds)
 	addOrder = make([]int, 0, adds)
-	prevKind, prevKey, countAt, count := opKind(0), -1, 0, 0
+	prevCode, prevKey, countAt, count := "", -1, 0, 0
 	for _, i := range order {
 		o := &ops[i]
-		if o.kind != prevKind || keyOf[i] != prevKey {
+		code := o.code()
+		if code != prevCode || keyOf[i] != prevKey {
 			if countAt > 0 {
 				args[countAt] = strconv.Itoa(count)
 			}
-			args = append(args, opCode[o.kind].code, strconv.Itoa(keyOf[i]+1), nil)
-			prevKind, prevKey, countAt, count = o.kind, keyOf[i], len(args)-1, 0
+			args = append(args, code, strconv.Itoa(keyOf[i]+1), nil)
+			prevCode, prevKey, countAt, count = code, keyOf[i], len(args)-1, 0
 		}
 		count++
 		switch o.kind {
@@ -226,14 +260,14 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 			at := len(blobs)
 			blobs = appendF64(blobs, o.delta)
 			args = append(args, o.id, blobs[at:len(blobs):len(blobs)])
-			addOrder = append(addOrder, addRank[i])
+			addOrder = append(addOrder, o.rank)
 		case opMergeVector:
 			at := len(blobs)
 			blobs = appendF32(blobs, o.base)
 			mid := len(blobs)
 			blobs = appendF32(blobs, o.vec)
 			args = append(args, o.id, blobs[at:mid:mid], blobs[mid:len(blobs):len(blobs)])
-			addOrder = append(addOrder, addRank[i])
+			addOrder = append(addOrder, o.rank)
 		case opIncrCounter:
 			args = append(args, o.id, strconv.FormatInt(o.n, 10))
 		case opAppendCatalog, opDeleteVector:
@@ -242,6 +276,13 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 			args = append(args, strconv.Itoa(index[r.key(opCode[opSetVector].kind, o.name)]+1))
 		case opSetOffset:
 			args = append(args, strconv.Itoa(o.partition), strconv.FormatInt(o.n, 10), strconv.FormatInt(o.next, 10))
+		case opCheck:
+			args = append(args, o.id)
+			if o.of != opDeleteVector {
+				args = append(args, strconv.FormatInt(o.n, 10))
+			}
+		case opPut:
+			args = append(args, o.id, o.raw)
 		}
 	}
 	if countAt > 0 {

@@ -64,10 +64,15 @@ func newRedisClient(tb testing.TB) *redis.Client {
 // newRedisStore returns a store on a namespace of its own, which cleanup deletes. admin is a
 // second client for raw reads; it outlives the store.
 func newRedisStore(tb testing.TB) (s *featurestore.Redis, admin *redis.Client, ns string) {
+	return newRedisStorePart(tb, 0)
+}
+
+// newRedisStorePart is newRedisStore with RedisOptions.CommitPart part.
+func newRedisStorePart(tb testing.TB, part int) (s *featurestore.Redis, admin *redis.Client, ns string) {
 	tb.Helper()
 	admin = newRedisClient(tb)
 	ns = fmt.Sprintf("visrectest-%d-%d", time.Now().UnixNano(), nsSeq.Add(1))
-	s, err := featurestore.NewRedis(newRedisClient(tb), featurestore.RedisOptions{Namespace: ns})
+	s, err := featurestore.NewRedis(newRedisClient(tb), featurestore.RedisOptions{Namespace: ns, CommitPart: part})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -111,6 +116,16 @@ func TestRedis(t *testing.T) {
 	requireRedis(t)
 	storetest.Run(t, func(t *testing.T) featurestore.Store {
 		s, _, _ := newRedisStore(t)
+		return s
+	})
+}
+
+// TestRedisInParts runs the suite with commits of more than two row writes in parts, so
+// that every contract holds for them too.
+func TestRedisInParts(t *testing.T) {
+	requireRedis(t)
+	storetest.Run(t, func(t *testing.T) featurestore.Store {
+		s, _, _ := newRedisStorePart(t, 2)
 		return s
 	})
 }

@@ -5,7 +5,9 @@
 //
 // Effectively-once rests on Tx: a consumer writes the state produced by a batch of events and
 // the offsets after that batch in one Tx, and Commit applies all of it or none of it. The
-// offset check in SetOffset fences out a writer that lost its partitions.
+// offset check in SetOffset fences out a writer that lost its partitions. A store may apply
+// a large Tx in parts after one atomic commit point; a writer that died between them leaves
+// the rest to Recover, which writers call before they read state that they will write.
 package featurestore
 
 import (
@@ -48,8 +50,9 @@ type Store interface {
 	// Changed returns the ids of the rows of table written (by SetVector, AddVector or
 	// DeleteVector) in
 	// commits after version since, in no particular order, and the table's version now.
-	// Each commit that writes rows of a table advances its version by one; a table never
-	// written is at version 0. Readers that mirror a table poll Changed with the version it
+	// Each commit that writes rows of a table advances its version by one (a commit that
+	// the store applies in parts, see Recover: by one per part that writes the table); a
+	// table never written is at version 0. Readers that mirror a table poll Changed with the version it
 	// returned last and re-read those rows: nothing is missed, whatever the polling rate. A
 	// version below since means that the table was reset: reload it whole.
 	Changed(ctx context.Context, table string, since int64) (ids []string, version int64, err error)
@@ -60,6 +63,14 @@ type Store interface {
 
 	// Begin starts a write transaction. Nothing is sent before Commit.
 	Begin() Tx
+
+	// Recover finishes the commits that a writer left half-applied: a store may apply a
+	// large Tx in parts after its commit point (the Redis store does), and a writer that
+	// dies, or whose Commit fails, between them leaves the rest for Recover. A writer calls
+	// it before it reads the state that it will write (the updater when it loads), and
+	// after it has fenced out the other writers whose rows it overwrites (a snapshot
+	// installation). Readers need not: they may see a commit's parts one by one.
+	Recover(ctx context.Context) error
 
 	// Close releases the store's connections.
 	Close() error
@@ -105,9 +116,14 @@ type Tx interface {
 	// is prev now (NoOffset: none stored). Otherwise Commit fails with ErrFenced.
 	SetOffset(topic string, partition int, prev, next int64)
 
-	// Commit applies every write atomically, or none (on any error; AddToSet aside). It returns the rows
-	// touched by AddVector and MergeVector after the merge, in the order of those calls, so
-	// that a cache can pick up other writers' deltas.
+	// Commit applies every write, or none (on any error before the commit point; AddToSet
+	// aside). Every check (fencing, key types, row lengths) runs before the commit point;
+	// a store that applies a large Tx in parts (Redis: RedisOptions.CommitPart) does so after
+	// it, so that readers may see some parts before others, and an error from a later part
+	// (a dropped connection) leaves the commit standing, its rest to Recover. It returns the
+	// rows touched by AddVector and MergeVector after the merge, in the order of those calls,
+	// so that a cache can pick up other writers' deltas (for a part that Recover applied
+	// meanwhile: the row as stored when Commit read it back).
 	Commit(ctx context.Context) ([][]float32, error)
 
 	// Rollback discards the buffered writes. Calling it after Commit is a no-op.

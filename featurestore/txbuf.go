@@ -35,6 +35,9 @@ type op struct {
 	delta     []float64 // AddVector
 	n         int64     // IncrCounter: increment; SetOffset: prev
 	next      int64     // SetOffset
+	rank      int       // AddVector, MergeVector: call ordinal among them (Redis Commit)
+	of        opKind    // opCheck: the row op checked (Redis Commit in parts)
+	raw       []byte    // opPut: the value
 }
 
 // txBuf buffers the writes of a Tx in call order. It is shared by the implementations; it

@@ -44,7 +44,8 @@ type InstallResult struct {
 //  1. The model's epoch (updater.EpochTopic) becomes odd: every updater's next flush is
 //     fenced (it carries the old epoch), and an updater that loads meanwhile keeps the
 //     model frozen: it writes none of its rows and does not advance its offsets. The
-//     other models go on.
+//     other models go on. Commits that updaters staged before the freeze and apply in
+//     parts are finished then (featurestore's Recover), before any row of the snapshot.
 //  2. In commits of Chunk rows: the snapshot's user, item and global rows are set
 //     (SetVector: nobody else writes them now, so no delta is needed, and the values are
 //     exact); stored user rows that the snapshot lacks are deleted (an updater starts the
@@ -123,6 +124,11 @@ func Install(ctx context.Context, store featurestore.Store, snap models.Snapshot
 		}
 	}
 	res.Commits++
+	// Updater commits staged before the freeze may still be applying in parts: finish them,
+	// so that none of their rows lands over the snapshot's.
+	if err := store.Recover(ctx); err != nil {
+		return res, fmt.Errorf("snapshots: install %s: %w", model, err)
+	}
 
 	// The model's own offsets are stable from here: an updater writes them only in a flush
 	// fenced on an even epoch.

@@ -282,6 +282,11 @@ func (u *Updater) Load(ctx context.Context, topics ...string) error {
 	u.seen = u.seen[:0]
 	u.unflushed, u.restored, u.itemPending, u.laneEvents = 0, false, false, 0
 	u.feats, u.hasFeat = u.feats[:0], u.hasFeat[:0]
+	// A commit that a writer (this one, before a fencing or a crash) left half-applied is
+	// finished first, so that the state read below matches the offsets.
+	if err := u.store.Recover(ctx); err != nil {
+		return fmt.Errorf("updater: load: %w", err)
+	}
 	cat, err := u.store.Catalog(ctx, CatalogItems)
 	if err != nil {
 		return fmt.Errorf("updater: load catalog: %w", err)

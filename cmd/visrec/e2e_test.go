@@ -191,6 +191,17 @@ func (e *e2e) store(ns string) *featurestore.Redis {
 	return s
 }
 
+// redoParts counts the parts of commits that are waiting in namespace ns's redo hash.
+func (e *e2e) redoParts(ns string) int64 {
+	client := redis.NewClient(&redis.Options{Addr: e.redisAddr})
+	defer client.Close()
+	n, err := client.HLen(context.Background(), "{"+ns+"}:redo:parts").Result()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
 // applied is the number of events of the events topic whose effects are in the store.
 func (e *e2e) applied(s featurestore.Store, partitions int) int64 {
 	e.t.Helper()
@@ -271,8 +282,10 @@ func maxDiff(t *testing.T, table string, a, b map[string][]float32) float64 {
 
 // TestKillRestartEffectivelyOnce streams 200,000 events live, SIGKILLs the updater at random
 // moments while it works, restarts it each time, and requires the final parameters to equal
-// those of an uninterrupted run over the same log (which also flushes on another cadence)
-// within 1e-5.
+// those of an uninterrupted run over the same log (which also flushes on another cadence,
+// and commits each flush in one script) within 1e-5. The killed updater commits its flushes
+// in parts of 100 row writes, so that kills land between parts too (the restart's Recover
+// applies the rest).
 func TestKillRestartEffectivelyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long end-to-end test")
@@ -288,18 +301,18 @@ func TestKillRestartEffectivelyOnce(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	for k := 0; k < kills; k++ {
 		before := e.applied(store, 1)
-		p := e.start(ns, ns, "--flush-events", "1500")
+		p := e.start(ns, ns, "--flush-events", "1500", "--commit-part", "100")
 		p.killWhileWorking(t, rng, func() bool { return e.applied(store, 1) != before })
 		got := e.applied(store, 1)
 		if got >= n {
 			t.Fatalf("the stream was consumed before kill %d; the test needs a longer or slower stream", k+1)
 		}
-		t.Logf("SIGKILL %d at %d applied events", k+1, got)
+		t.Logf("SIGKILL %d at %d applied events, %d parts of a commit left to Recover", k+1, got, e.redoParts(ns))
 	}
 	if err := <-produced; err != nil {
 		t.Fatal(err)
 	}
-	p := e.start(ns, ns, "--flush-events", "1500")
+	p := e.start(ns, ns, "--flush-events", "1500", "--commit-part", "100")
 	e.waitApplied(store, 1, n, p)
 	p.kill(t, syscall.SIGTERM)
 
@@ -307,13 +320,16 @@ func TestKillRestartEffectivelyOnce(t *testing.T) {
 	ref := testenv.Unique("ref")
 	refStore := e.store(ref)
 	t0 := time.Now()
-	p = e.start(ref, ref, "--flush-events", "5000")
+	p = e.start(ref, ref, "--flush-events", "5000", "--commit-part", "-1")
 	e.waitApplied(refStore, 1, n, p)
 	p.kill(t, syscall.SIGTERM)
 	t.Logf("uninterrupted run: %d events in %v, start-up included", n, time.Since(t0).Round(time.Millisecond))
 
 	if got := e.applied(store, 1); got != n {
 		t.Fatalf("applied %d events, produced %d", got, n)
+	}
+	if left := e.redoParts(ns); left != 0 {
+		t.Fatalf("%d parts of commits never applied", left)
 	}
 	offs, err := store.Offsets(context.Background(), e.events)
 	if err != nil || offs[0] != n {

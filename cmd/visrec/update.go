@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 
@@ -34,6 +35,7 @@ func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
 	session := fs.Duration("session-timeout", consumers.DefaultOptions().SessionTimeout, "group session timeout: how long a dead member holds its partitions")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics here, e.g. 127.0.0.1:9101")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	commitPart := fs.Int("commit-part", featurestore.DefaultCommitPart, "row writes per Redis script of a flush: a larger flush is committed in parts, so that no script blocks Redis long (-1: one script per flush)")
 	fromSnapshot := fs.String("from-snapshot", "", "before consuming, install this snapshot (from visrec retrain, an online model's) into the store, as visrec snapshot publish --install does (docs/snapshots.md)")
 	var mf modelFlags
 	mf.register(fs)
@@ -58,7 +60,10 @@ func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
 		*dim = mf.featureDim // the visual models read exactly this many features
 	}
 	uopts.EmbeddingDim = *dim
-	store, err := openRedis(ctx, *redisAddr, *ns)
+	if *commitPart == 0 {
+		return errors.New("--commit-part must be positive, or -1 for one script per flush")
+	}
+	store, err := openRedisPart(ctx, *redisAddr, *ns, *commitPart)
 	if err != nil {
 		return err
 	}

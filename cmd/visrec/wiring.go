@@ -158,6 +158,11 @@ func (m *modelFlags) labels() []string {
 
 // openRedis connects to Redis at addr and checks that it answers.
 func openRedis(ctx context.Context, addr, namespace string) (*featurestore.Redis, error) {
+	return openRedisPart(ctx, addr, namespace, featurestore.DefaultCommitPart)
+}
+
+// openRedisPart is openRedis with featurestore.RedisOptions.CommitPart part.
+func openRedisPart(ctx context.Context, addr, namespace string, part int) (*featurestore.Redis, error) {
 	client := redis.NewClient(&redis.Options{Addr: addr})
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -166,7 +171,7 @@ func openRedis(ctx context.Context, addr, namespace string) (*featurestore.Redis
 		return nil, fmt.Errorf("redis at %s does not answer (start it with deploy/services.sh up): %w", addr, err)
 	}
 	opts := featurestore.DefaultRedisOptions()
-	opts.Namespace = namespace
+	opts.Namespace, opts.CommitPart = namespace, part
 	return featurestore.NewRedis(client, opts)
 }
 

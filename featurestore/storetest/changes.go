@@ -27,13 +27,15 @@ func testChangeLog(t *testing.T, s featurestore.Store) {
 	tx := s.Begin()
 	tx.SetVector("t", "a", []float32{1})
 	tx.AddVector("t", "b", []float64{1})
-	tx.AddVector("t", "b", []float64{1}) // twice in one commit: still one version
+	tx.AddVector("t", "b", []float64{1}) // twice in one commit
 	tx.SetVector("u", "x", []float32{1})
 	tx.IncrCounter("t", "c", 1) // counters are not rows
 	commit(t, tx)
 	ids, v1 := changed(t, s, "t", 0)
-	if want := []string{"a", "b"}; !reflect.DeepEqual(ids, want) || v1 != 1 {
-		t.Fatalf("after one commit: Changed = %v at version %d, want %v at 1", ids, v1, want)
+	// A commit advances the version by one, or by one per part where a store applies it in
+	// parts.
+	if want := []string{"a", "b"}; !reflect.DeepEqual(ids, want) || v1 < 1 {
+		t.Fatalf("after one commit: Changed = %v at version %d, want %v at 1 or more", ids, v1, want)
 	}
 	if ids, v := changed(t, s, "t", v1); len(ids) != 0 || v != v1 {
 		t.Fatalf("nothing new: Changed = %v at version %d, want nothing at %d", ids, v, v1)
@@ -43,18 +45,22 @@ func testChangeLog(t *testing.T, s featurestore.Store) {
 	tx.AddVector("t", "b", []float64{1})
 	tx.SetVector("t", "d", []float32{2})
 	commit(t, tx)
+	ids, v2 := changed(t, s, "t", v1)
+	if want := []string{"b", "d"}; !reflect.DeepEqual(ids, want) || v2 <= v1 {
+		t.Fatalf("second commit: Changed = %v at version %d, want %v above %d", ids, v2, want, v1)
+	}
 	tx = s.Begin()
 	tx.AppendCatalog("cat", "z") // a commit without row writes leaves the version
+	tx.SetVector("u", "y", []float32{1})
 	commit(t, tx)
-	ids, v2 := changed(t, s, "t", v1)
-	if want := []string{"b", "d"}; !reflect.DeepEqual(ids, want) || v2 != 2 {
-		t.Fatalf("second commit: Changed = %v at version %d, want %v at 2", ids, v2, want)
+	if ids, v := changed(t, s, "t", v2); len(ids) != 0 || v != v2 {
+		t.Fatalf("commit without rows of t: Changed = %v at version %d, want nothing at %d", ids, v, v2)
 	}
 	if ids, _ := changed(t, s, "t", 0); !reflect.DeepEqual(ids, []string{"a", "b", "d"}) {
 		t.Fatalf("since 0: Changed = %v, want [a b d]", ids)
 	}
-	if ids, v := changed(t, s, "u", 0); !reflect.DeepEqual(ids, []string{"x"}) || v != 1 {
-		t.Fatalf("table u: Changed = %v at version %d, want [x] at 1", ids, v)
+	if ids, v := changed(t, s, "u", 0); !reflect.DeepEqual(ids, []string{"x", "y"}) || v < 2 {
+		t.Fatalf("table u: Changed = %v at version %d, want [x y] at 2 or more", ids, v)
 	}
 
 	// A fenced commit records no change.

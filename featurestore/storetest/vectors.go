@@ -361,8 +361,8 @@ func testDeleteVector(t *testing.T, s featurestore.Store) {
 	wantRow(t, "b after delete and set", rows[1], []float32{7})
 	wantRow(t, "c after delete and add", rows[2], []float32{0.5, 0.25, 1})
 	ids, v1 := changed(t, s, "t", v0)
-	if want := []string{"a", "b", "c", "missing"}; !slices.Equal(ids, want) || v1 != v0+1 {
-		t.Fatalf("Changed after the deletes = %v at %d, want %v at %d", ids, v1, want, v0+1)
+	if want := []string{"a", "b", "c", "missing"}; !slices.Equal(ids, want) || v1 <= v0 {
+		t.Fatalf("Changed after the deletes = %v at %d, want %v above %d", ids, v1, want, v0)
 	}
 	var seen []string
 	if err := s.ScanVectors(context.Background(), "t", func(id string, _ []float32) error {

@@ -1,0 +1,283 @@
+package featurestore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// A Tx with more than RedisOptions.CommitPart row writes is committed in parts, so that no
+// single script blocks Redis for long (Redis runs one script at a time, and every other
+// client waits): see Redis, "Commits in parts".
+
+// opCheck and opPut are ops of the stage of a commit in parts: opCheck checks a row op
+// (kind of) as the script would, from the length of its blob (n bytes), without writing;
+// opPut stores a part (raw) under field id of the redo hash.
+const (
+	opCheck = opChange + 1 + iota
+	opPut
+)
+
+// redoName is the name of the redo hash, whose key is {ns}:redo:parts.
+const redoName = "parts"
+
+// redoKey returns the key of the redo hash: field "<commit id>:<part>" → a part's script call.
+func (r *Redis) redoKey() string { return r.key(opCode[opPut].kind, redoName) }
+
+// rowRecords counts the row writes of ops.
+func rowRecords(ops []op) int {
+	n := 0
+	for i := range ops {
+		switch ops[i].kind {
+		case opSetVector, opAddVector, opMergeVector, opDeleteVector:
+			n++
+		}
+	}
+	return n
+}
+
+// blobBytes is the length of the blob that the script receives for row op o.
+func blobBytes(o *op) int64 {
+	switch o.kind {
+	case opSetVector:
+		return 4 * int64(len(o.vec))
+	case opAddVector:
+		return 8 * int64(len(o.delta))
+	case opMergeVector:
+		return 4 * int64(len(o.base))
+	}
+	return 0
+}
+
+// commitInParts commits ops (which hold every kind but AddToSet, with their ranks set; addOps
+// are the AddVector and MergeVector ops by rank) as a stage and parts:
+//
+//   - the stage, one script: every check of the whole Tx (fencing, key types, row lengths
+//     against the stored rows), the counters and the offsets, and each part's script call
+//     stored in the redo hash. It is the commit point: once it has run, the Tx is durable.
+//   - the parts, one script each, in order: the row writes (r.part per part, grouped by
+//     table) and their change log; the catalog appends go with the last part, after every
+//     row. Each part deletes its redo entry as it applies, and applies only while the entry
+//     is there, so that the writer and Recover may race over a part and it lands once.
+func (r *Redis) commitInParts(ctx context.Context, ops []op, addOps []*op) ([][]float32, error) {
+	var rows, catalog, stage []op
+	for _, o := range ops {
+		switch o.kind {
+		case opSetVector, opAddVector, opMergeVector, opDeleteVector:
+			rows = append(rows, o)
+			stage = append(stage, op{kind: opCheck, of: o.kind, name: o.name, id: o.id, n: blobBytes(&o)})
+		case opAppendCatalog:
+			catalog = append(catalog, o)
+		default: // SetOffset, IncrCounter
+			stage = append(stage, o)
+		}
+	}
+	slices.SortStableFunc(rows, func(a, b op) int { return strings.Compare(a.name, b.name) })
+	var parts [][]op
+	for lo := 0; lo < len(rows); lo += r.part {
+		parts = append(parts, slices.Clip(rows[lo:min(lo+r.part, len(rows))]))
+	}
+	parts[len(parts)-1] = append(parts[len(parts)-1], catalog...)
+
+	type call struct {
+		keys     []string
+		args     []any
+		addOrder []int
+		field    string
+	}
+	id := fmt.Sprintf("%016x%08x", time.Now().UnixNano(), rand.Uint32()) // sorts by time
+	calls := make([]call, len(parts))
+	for i, p := range parts {
+		keys, args, addOrder := r.encodeCommit(withChangeLog(p))
+		calls[i] = call{keys, args, addOrder, fmt.Sprintf("%s:%04d", id, i)}
+		stage = append(stage, op{kind: opPut, name: redoName, id: calls[i].field, raw: encodeCall(keys, args)})
+	}
+	keys, args, _ := r.encodeCommit(stage)
+	res, err := r.script.Run(ctx, r.c, keys, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("featurestore: commit: stage: %w", err)
+	}
+	if err := scriptStatus(res); err != nil {
+		return nil, err
+	}
+
+	merged := make([][]float32, len(addOps))
+	for i, c := range calls {
+		res, done, err := r.applyPart(ctx, c.keys, c.args, c.field)
+		if err != nil {
+			return nil, fmt.Errorf("featurestore: commit: part %d of %d (the commit stands: Recover applies the rest): %w", i+1, len(calls), err)
+		}
+		if r.afterPart != nil {
+			if err := r.afterPart(i); err != nil {
+				return nil, err
+			}
+		}
+		if !done {
+			if err := mergedRows(res, c.addOrder, addOps, merged); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		// Recover applied the part meanwhile: its merged rows are the stored ones.
+		for _, o := range parts[i] {
+			if o.kind != opAddVector && o.kind != opMergeVector {
+				continue
+			}
+			v, err := r.Vectors(ctx, o.name, []string{o.id})
+			if err != nil {
+				return nil, fmt.Errorf("featurestore: commit: part %d of %d: %w", i+1, len(calls), err)
+			}
+			merged[o.rank] = v[0]
+		}
+	}
+	return merged, nil
+}
+
+// applyPart runs one part's script call (keys, args: as stored in the redo hash) guarded by
+// its redo entry field. done: the entry was gone, so the part had been applied already.
+func (r *Redis) applyPart(ctx context.Context, keys []string, args []any, field string) (res []any, done bool, err error) {
+	if len(args) == 0 {
+		return nil, false, errors.New("featurestore: part without arguments")
+	}
+	kinds, ok := args[0].(string)
+	if !ok || len(kinds) != len(keys) {
+		return nil, false, errors.New("featurestore: part with malformed key types")
+	}
+	k := append(slices.Clip(keys), r.redoKey())
+	a := make([]any, 0, len(args)+4)
+	a = append(a, kinds+"h")
+	a = append(a, args[1:]...)
+	a = append(a, "w", strconv.Itoa(len(k)), "1", field)
+	if res, err = r.script.Run(ctx, r.c, k, a...).Slice(); err != nil {
+		return nil, false, err
+	}
+	if len(res) == 1 && res[0] == "done" {
+		return nil, true, nil
+	}
+	return res, false, scriptStatus(res)
+}
+
+// Recover implements Store: it applies the parts left in the redo hash, oldest commit
+// first, each part in order.
+func (r *Redis) Recover(ctx context.Context) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	key := r.redoKey()
+	fields, err := r.c.HKeys(ctx, key).Result()
+	if err != nil {
+		return fmt.Errorf("featurestore: recover: %w", err)
+	}
+	slices.Sort(fields) // "<commit id, by time>:<part, 4 digits>"
+	for _, f := range fields {
+		payload, err := r.c.HGet(ctx, key, f).Result()
+		if errors.Is(err, redis.Nil) {
+			continue // applied meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("featurestore: recover %s: %w", f, err)
+		}
+		keys, args, err := decodeCall(payload)
+		if err != nil {
+			return fmt.Errorf("featurestore: recover %s: %w", f, err)
+		}
+		if _, _, err := r.applyPart(ctx, keys, args, f); err != nil {
+			return fmt.Errorf("featurestore: recover %s (fix the cause; the part stays until it applies): %w", f, err)
+		}
+	}
+	return nil
+}
+
+// encodeCall packs a script call: the key count, each key, the argument count, each
+// argument (a string or []byte), every count and length as a uvarint.
+func encodeCall(keys []string, args []any) []byte {
+	size := 2 * binary.MaxVarintLen64
+	for _, k := range keys {
+		size += binary.MaxVarintLen64 + len(k)
+	}
+	for _, a := range args {
+		switch v := a.(type) {
+		case string:
+			size += binary.MaxVarintLen64 + len(v)
+		case []byte:
+			size += binary.MaxVarintLen64 + len(v)
+		}
+	}
+	b := make([]byte, 0, size)
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	for _, k := range keys {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(args)))
+	for _, a := range args {
+		var s string
+		switch v := a.(type) {
+		case string:
+			s = v
+		case []byte:
+			s = string(v)
+		default:
+			panic(fmt.Sprintf("featurestore: script argument of type %T", a)) // encodeCommit makes none
+		}
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+// errBadCall is returned by decodeCall for a payload that encodeCall did not make.
+var errBadCall = errors.New("featurestore: malformed redo entry")
+
+// decodeCall reverses encodeCall; the arguments come back as strings.
+func decodeCall(s string) (keys []string, args []any, err error) {
+	next := func() (string, bool) {
+		n, w := binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
+		if w <= 0 || n > uint64(len(s)-w) {
+			return "", false
+		}
+		v := s[w : w+int(n)]
+		s = s[w+int(n):]
+		return v, true
+	}
+	count := func() (int, bool) {
+		n, w := binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
+		if w <= 0 || n > uint64(len(s)) { // each entry takes a byte at least
+			return 0, false
+		}
+		s = s[w:]
+		return int(n), true
+	}
+	nk, ok := count()
+	if !ok {
+		return nil, nil, errBadCall
+	}
+	keys = make([]string, nk)
+	for i := range keys {
+		if keys[i], ok = next(); !ok {
+			return nil, nil, errBadCall
+		}
+	}
+	na, ok := count()
+	if !ok {
+		return nil, nil, errBadCall
+	}
+	args = make([]any, na)
+	for i := range args {
+		if args[i], ok = next(); !ok {
+			return nil, nil, errBadCall
+		}
+	}
+	if len(s) != 0 {
+		return nil, nil, errBadCall
+	}
+	return keys, args, nil
+}
