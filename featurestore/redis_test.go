@@ -138,6 +138,16 @@ func BenchmarkRedis(b *testing.B) {
 	})
 }
 
+// BenchmarkRedisOneScript is BenchmarkRedis with every commit in one script (no parts): the
+// price of the parts is the difference.
+func BenchmarkRedisOneScript(b *testing.B) {
+	requireRedis(b)
+	storetest.Bench(b, func(b *testing.B) featurestore.Store {
+		s, _, _ := newRedisStorePart(b, -1)
+		return s
+	})
+}
+
 func f32blob(v ...float32) string {
 	b := make([]byte, 4*len(v))
 	for i, f := range v {
