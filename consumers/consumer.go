@@ -235,6 +235,13 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation) err
 
 // fetch reads one partition from start and sends decoded records to in until gctx ends.
 func (c *Consumer) fetch(gctx context.Context, topic string, partition int, start int64, in chan<- record) {
+	// MinBytes 1: the broker answers a fetch as soon as a message is appended, so MaxWait
+	// only bounds an empty poll. kafka-go asks the broker to wait MaxWait*3/4 and gives up on
+	// the connection at MaxWait; an answer later than that (a broker GC pause or a busy
+	// CPU) costs a reconnect after a back-off of at least 100 ms that grows with every
+	// reconnect of the reader. 500 ms leaves a 125 ms margin (50 ms left 12.5 ms: dozens of
+	// reconnects a minute under load, docs/benchmarks.md "Kafka delivery tail"); a closing
+	// reader waits for its poll, so this also bounds how long fetch takes to return.
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   c.opts.Brokers,
 		Dialer:    c.opts.Dialer,
@@ -242,7 +249,7 @@ func (c *Consumer) fetch(gctx context.Context, topic string, partition int, star
 		Partition: partition,
 		MinBytes:  1,
 		MaxBytes:  16 << 20,
-		MaxWait:   50 * time.Millisecond,
+		MaxWait:   500 * time.Millisecond,
 	})
 	defer r.Close()
 	if err := r.SetOffset(start); err != nil {
