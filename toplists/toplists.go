@@ -156,6 +156,7 @@ type Materializer struct {
 	// mu guards the lists and counters, shared by Run's loop and its new-items goroutine
 	// (followItems); the loop releases it while it waits for Redis or the index.
 	mu     sync.Mutex
+	landed *sync.Cond // on mu: signalled when written lists land (see flush)
 	stats  chan chan Stats
 	tokens float64
 	last   time.Time
@@ -198,6 +199,7 @@ func New(client redis.UniversalClient, store featurestore.Store, index *ranking.
 	}
 	m := &Materializer{client: client, store: store, index: index, opts: opts, seen: "seen",
 		stats: make(chan chan Stats)}
+	m.landed = sync.NewCond(&m.mu)
 	for _, name := range opts.Models {
 		dim, err := index.ServeDim(name)
 		if err != nil {
@@ -430,7 +432,7 @@ func (m *Materializer) step(ctx context.Context) error {
 		writes = append(writes, m.lazyWrites(ml, now)...)
 	}
 	m.met.queued.Set(float64(m.snapshotStats().Queued))
-	return cmp.Or(m.write(ctx, writes, true), firstErr)
+	return cmp.Or(m.write(ctx, writes, false), firstErr)
 }
 
 // refreshParallel is how many full refreshes run at once.
@@ -516,9 +518,9 @@ func (m *Materializer) apply(j *refreshJob, version uint64) *pendingWrite {
 }
 
 // write flushes ws; on failure the users are queued for a full refresh, so that no list
-// stays unwritten. yield: see flush.
-func (m *Materializer) write(ctx context.Context, ws []*pendingWrite, yield bool) error {
-	err := m.flush(ctx, ws, yield)
+// stays unwritten. fresh: see flush.
+func (m *Materializer) write(ctx context.Context, ws []*pendingWrite, fresh bool) error {
+	err := m.flush(ctx, ws, fresh)
 	if err != nil {
 		t := time.Now()
 		for _, w := range ws {
@@ -558,7 +560,7 @@ func (m *Materializer) rescoreUsers(ctx context.Context, ml *modelLists, ids []s
 		ml.unmarkLazy(slot)
 		ws[i] = &pendingWrite{ml: ml, slot: slot, since: now}
 	}
-	return m.write(ctx, ws, true)
+	return m.write(ctx, ws, false)
 }
 
 // rescoreChunk is rescoreUsers for some of the users; it returns the slots whose lists this
@@ -663,7 +665,7 @@ func (m *Materializer) freshItems(ctx context.Context) error {
 		}
 		ws = append(ws, w...)
 	}
-	return m.write(ctx, ws, false)
+	return m.write(ctx, ws, true)
 }
 
 // newItems is freshItems for one model: it returns the writes of the lists new items entered.
@@ -740,7 +742,7 @@ func (m *Materializer) drifted(ctx context.Context, ml *modelLists) error {
 	if err != nil {
 		return err
 	}
-	return m.write(ctx, m.score(ctx, ml, batch, vecs, pos), true)
+	return m.write(ctx, m.score(ctx, ml, batch, vecs, pos), false)
 }
 
 // score scores the items ids (vectors vecs, catalog positions pos) against every listed
@@ -895,76 +897,131 @@ type pendingWrite struct {
 	since time.Time // when the change that caused it was seen
 }
 
-// writeParallel is how many write batches are in flight at once: their round trips
-// overlap, so thousands of lists (a new item enters as many) take a few round trips.
+// writeParallel is how many write batches of Run's loop are in flight at once: their
+// round trips overlap. The lists that new items enter go all at once (freshParallel).
 const writeParallel = 4
 
-// listWrite is one list's prepared write.
+// freshParallel bounds the write batches of new items in flight at once: every batch of a
+// new item's lists goes at once (a new item enters thousands of lists), within a client's
+// default pool (10 connections per CPU).
+const freshParallel = 16
+
+// listWrite is one list's prepared write: the list and the commands that turn what Redis
+// holds into it, made under m.mu so that the round trip reads no shared state.
 type listWrite struct {
-	w    *pendingWrite
-	list []entry
+	w     *pendingWrite
+	list  []entry
+	key   string
+	user  string
+	whole bool      // replace it (DEL, ZADD of every member): the stored form is unknown
+	add   []redis.Z // ZADD
+	rem   []any     // ZREM
 }
 
-// flush writes lists, writeBatch per round trip, writeParallel round trips at once, each
-// batch in one MULTI/EXEC block (all in the slot {ns}), so a reader sees a list before or
-// after a write, never a mix. A list whose stored form (ml.stored) is known is changed in
-// place: ZADD of its new or rescored members and ZREM of those that left (one member each
-// when an item enters a list); others are replaced (DEL, ZADD of every member). Every write
-// sets the list's write time (in the freshness hash, one HSET per batch and model). A list that Redis holds already
-// is skipped, and a list is written once per flush (the list in memory when its wave
-// starts). The caller holds m.mu; the round trips touch no state. With yield, the lock is
-// released between waves, so that Run's loop does not hold new items back for the whole of
-// a long flush.
-func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite, yield bool) error {
+// flush writes lists, writeBatch per round trip in one MULTI/EXEC block (all in the slot
+// {ns}), so a reader sees a list before or after a write, never a mix. A list whose stored
+// form (ml.stored) is known is changed in place: ZADD of its new or rescored members and
+// ZREM of those that left (one member each when an item enters a list); others are replaced
+// (DEL, ZADD of every member). Every write sets the list's write time (in the freshness
+// hash, one HSET per batch and model). A list that Redis holds already is skipped, and a
+// list is written once per flush.
+//
+// The lists go in waves: with fresh (new items' lists) every batch at once (freshParallel
+// at most in flight), else writeParallel batches per wave, the lists as they are when the
+// wave starts. The caller holds m.mu; flush releases it while a wave's round trips are in
+// flight (the commands are made before), so that followItems and Run's loop never wait for
+// each other's round trips. A list with a write in flight (ml.inflight) is not written
+// again until that write is done: its next write waits, so that the writes of one list
+// reach Redis in order and each in-place change is made against what Redis holds.
+func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite, fresh bool) error {
 	type slotKey struct {
 		ml   *modelLists
 		slot int
 	}
 	have := make(map[slotKey]bool, len(ws))
+	wave, parallel := writeParallel*writeBatch, writeParallel
+	if fresh {
+		wave, parallel = len(ws), freshParallel
+	}
 	var first error
 	for len(ws) > 0 {
-		// One wave: up to writeParallel batches, the lists as they are now.
 		var todo []listWrite
-		for len(ws) > 0 && len(todo) < writeParallel*writeBatch {
-			w := ws[0]
-			ws = ws[1:]
+		var later []*pendingWrite
+		for _, w := range ws {
 			ml, slot := w.ml, w.slot
+			switch {
+			case have[slotKey{ml, slot}]:
+				continue
+			case len(todo) >= wave || ml.inflight[slot]:
+				later = append(later, w)
+				continue
+			}
 			list := ml.lists[slot]
-			if ml.storedOK[slot] && slices.Equal(ml.stored[slot], list) || have[slotKey{ml, slot}] {
+			if ml.storedOK[slot] && slices.Equal(ml.stored[slot], list) {
 				continue
 			}
 			have[slotKey{ml, slot}] = true
-			todo = append(todo, listWrite{w: w, list: list})
+			todo = append(todo, m.prepare(w, list))
 		}
-		first = cmp.Or(first, m.flushWave(ctx, todo))
-		if yield && len(ws) > 0 {
-			// Let followItems in between waves (a waiter of over 1 ms gets the lock).
-			m.mu.Unlock()
-			m.mu.Lock()
+		ws = later
+		if len(todo) == 0 {
+			if len(ws) > 0 {
+				m.landed.Wait() // the rest are in flight elsewhere: wait for a write to land
+			}
+			continue
 		}
+		first = cmp.Or(first, m.flushWave(ctx, todo, parallel))
 	}
 	return first
 }
 
-// flushWave writes todo, writeBatch lists per round trip, all round trips at once.
-func (m *Materializer) flushWave(ctx context.Context, todo []listWrite) error {
+// prepare makes w's write of list; the caller holds m.mu.
+func (m *Materializer) prepare(w *pendingWrite, list []entry) listWrite {
+	ml, slot := w.ml, w.slot
+	lw := listWrite{w: w, list: list, key: ListKey(m.opts.Namespace, ml.name, ml.ids[slot]), user: ml.ids[slot]}
+	if ml.storedOK[slot] {
+		lw.add, lw.rem = diff(ml.stored[slot], list)
+		return lw
+	}
+	lw.whole = true
+	lw.add = make([]redis.Z, len(list))
+	for i, e := range list {
+		lw.add[i] = redis.Z{Score: float64(e.score), Member: e.item}
+	}
+	return lw
+}
+
+// flushWave writes todo, writeBatch lists per round trip, parallel round trips at a time,
+// with m.mu released meanwhile (the lists are marked in flight), and records them.
+func (m *Materializer) flushWave(ctx context.Context, todo []listWrite, parallel int) error {
+	for _, lw := range todo {
+		lw.w.ml.inflight[lw.w.slot] = true
+	}
 	nb := (len(todo) + writeBatch - 1) / writeBatch
 	errs := make([]error, nb)
 	times := make([]time.Time, nb)
+	m.mu.Unlock()
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, parallel)
 	for b := range nb {
 		batch := todo[b*writeBatch : min((b+1)*writeBatch, len(todo))]
 		wg.Add(1)
+		sem <- struct{}{}
 		go func() {
-			defer wg.Done()
+			defer func() { <-sem; wg.Done() }()
 			times[b] = time.Now()
 			errs[b] = m.writeBatch(ctx, batch, times[b])
 		}()
 	}
 	wg.Wait()
+	m.mu.Lock()
+	defer m.landed.Broadcast()
 	var first error
 	for b := range nb {
 		batch := todo[b*writeBatch : min((b+1)*writeBatch, len(todo))]
+		for _, lw := range batch {
+			lw.w.ml.inflight[lw.w.slot] = false
+		}
 		if errs[b] != nil {
 			for _, lw := range batch {
 				lw.w.ml.storedOK[lw.w.slot] = false // unknown: replaced at its next write
@@ -983,33 +1040,23 @@ func (m *Materializer) flushWave(ctx context.Context, todo []listWrite) error {
 	return first
 }
 
-// writeBatch writes lists in one MULTI/EXEC round trip (see flush), their write times
-// with one HSET per model; it only reads state.
+// writeBatch writes prepared lists in one MULTI/EXEC round trip (see flush), their write
+// times with one HSET per model; it touches no shared state.
 func (m *Materializer) writeBatch(ctx context.Context, batch []listWrite, now time.Time) error {
-	ms := strconv.FormatInt(now.UnixMilli(), 10)
+	var ms any = strconv.FormatInt(now.UnixMilli(), 10)
 	times := make(map[string][]any)
 	_, err := m.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, lw := range batch {
-			ml, slot, list := lw.w.ml, lw.w.slot, lw.list
-			key := ListKey(m.opts.Namespace, ml.name, ml.ids[slot])
-			var add []redis.Z
-			if ml.storedOK[slot] {
-				var rem []any
-				add, rem = diff(ml.stored[slot], list)
-				if len(rem) > 0 {
-					p.ZRem(ctx, key, rem...)
-				}
-			} else {
-				p.Del(ctx, key)
-				add = make([]redis.Z, len(list))
-				for i, e := range list {
-					add[i] = redis.Z{Score: float64(e.score), Member: e.item}
-				}
+			if lw.whole {
+				p.Del(ctx, lw.key)
+			} else if len(lw.rem) > 0 {
+				p.ZRem(ctx, lw.key, lw.rem...)
 			}
-			if len(add) > 0 {
-				p.ZAdd(ctx, key, add...)
+			if len(lw.add) > 0 {
+				p.ZAdd(ctx, lw.key, lw.add...)
 			}
-			times[ml.name] = append(times[ml.name], ml.ids[slot], ms)
+			name := lw.w.ml.name
+			times[name] = append(times[name], lw.user, ms)
 		}
 		for model, fv := range times {
 			p.HSet(ctx, FreshnessKey(m.opts.Namespace, model), fv...)
