@@ -15,27 +15,31 @@
 --                                 ids of its rows written, each scored with the version of
 --                                 its last write; this commit's version is the highest
 --                                 score + 1, and it lists every row this commit writes
---     'p' field, blob             HSET of a raw hash field (a staged part: redo record)
+--   and, for a commit in parts (redis_parts.go), in its stage:
 --     'S', 'A', 'M' id, bytes     checks only: the blob length that 's', 'a' or 'm' has in a
---     'D' id                      part, and 'd' (redis_parts.go: the stage of a commit in parts)
---     'w' field                   guard: this call is a part of a staged commit; apply it only
---                                 if field of KEYS[k] still exists (else reply {'done'}), and
---                                 delete the field with the writes
+--     'D' id                      part, and 'd'
+--     'r' id, set                 the commit's parts, written to hash KEYS[k] beforehand,
+--                                 must be there; they are kept (PERSIST) and id joins the
+--                                 set of pending commits KEYS[set]
+--   and in each part:
+--     'w' field, set, id          guard: apply only if field of hash KEYS[k] (the part) is
+--                                 still there (else reply {'done'}); delete it with the writes,
+--                                 and id from KEYS[set] with the last part
 --   Ops on one key run in call order; ops on different keys commute.
 -- Returns {'ok', merged AddVector and MergeVector rows in ARGV order...} (for a row that
 -- MergeVector replaced by its value, '': the caller has it), {'fenced', key, partition,
 -- stored} or {'done'}. Every check runs before the first write, because Redis does not roll a
 -- script back.
 
-local WIDTH = {o = 3, s = 2, a = 2, m = 3, c = 2, l = 1, g = 1, d = 1, p = 2, w = 1, S = 2, A = 2, M = 2, D = 1}
+local WIDTH = {o = 3, s = 2, a = 2, m = 3, c = 2, l = 1, g = 1, d = 1, r = 2, w = 3, S = 2, A = 2, M = 2, D = 1}
 local CHUNK = 2048 -- values per struct call: Lua's C stack holds about 8000
 local HSET_PAIRS = 500 -- field/value pairs per HSET call, for the same reason
 local kinds = ARGV[1]
 
 -- The runs, parsed once: each {op, key index, first record's ARGV index, count}, in ARGV
 -- order; rowRuns holds those of the row ops (s, a, m, d and their checks), offRuns and
--- cntRuns the others that the checks need, guard the 'w' run.
-local all, rowRuns, offRuns, cntRuns, guard = {}, {}, {}, {}, nil
+-- cntRuns the others that the checks need, guard and staged the 'w' and 'r' runs.
+local all, rowRuns, offRuns, cntRuns, guard, staged = {}, {}, {}, {}, nil, nil
 do
   local nargv, i = #ARGV, 2
   local rowOp = {s = true, a = true, m = true, d = true, S = true, A = true, M = true, D = true}
@@ -50,7 +54,8 @@ do
     if rowOp[op] then rowRuns[#rowRuns + 1] = run
     elseif op == 'o' then offRuns[#offRuns + 1] = run
     elseif op == 'c' then cntRuns[#cntRuns + 1] = run
-    elseif op == 'w' then guard = run end
+    elseif op == 'w' then guard = run
+    elseif op == 'r' then staged = run end
     i = i + 3 + w * n
   end
 end
@@ -62,7 +67,7 @@ end
 
 -- 1. Key types: a write to a key of the wrong type would fail halfway.
 for i = 1, #KEYS do
-  local want = ({h = 'hash', z = 'zset'})[string.sub(kinds, i, i)]
+  local want = ({h = 'hash', z = 'zset', s = 'set'})[string.sub(kinds, i, i)]
   local t = redis.call('TYPE', KEYS[i])['ok']
   if t ~= 'none' and t ~= want then
     return redis.error_reply('visrec: key ' .. KEYS[i] .. ' holds a ' .. t .. ', want a ' .. want)
@@ -83,6 +88,11 @@ for _, run in ipairs(offRuns) do
     if c ~= prev then return {'fenced', KEYS[k], p, c} end
     cur[p] = nxt
   end
+end
+
+-- The parts of a commit in parts must be there: they may have expired.
+if staged and redis.call('EXISTS', KEYS[staged[2]]) == 0 then
+  return redis.error_reply('visrec: the parts of commit ' .. ARGV[staged[3]] .. ' are missing from ' .. KEYS[staged[2]])
 end
 
 -- 3. Row lengths: blobs whole, every delta as long as the row it lands on. The stored rows
@@ -310,13 +320,16 @@ for _, run in ipairs(all) do
       kv[#kv + 1] = ARGV[j + 3 * r + 2]
     end
     hset(key, kv)
-  elseif op == 'p' then
-    local kv = {}
-    for q = j, j + 2 * n - 1 do kv[#kv + 1] = ARGV[q] end
-    hset(key, kv)
+  elseif op == 'r' then
+    redis.call('PERSIST', key)
+    redis.call('SADD', KEYS[tonumber(ARGV[j + 1])], ARGV[j])
   end
 end
-if guard then redis.call('HDEL', KEYS[guard[2]], ARGV[guard[3]]) end
+if guard then
+  local key, j = KEYS[guard[2]], guard[3]
+  redis.call('HDEL', key, ARGV[j])
+  if redis.call('EXISTS', key) == 0 then redis.call('SREM', KEYS[tonumber(ARGV[j + 1])], ARGV[j + 2]) end
+end
 
 -- The change logs, after every row write.
 for _, run in ipairs(logs) do

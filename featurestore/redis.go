@@ -32,7 +32,8 @@ import (
 //	                         the row's last write (each commit that writes T adds 1; the
 //	                         highest score is T's version)
 //	{ns}:set:N:id     set    set id of family N (AddToSet), e.g. {visrec}:set:seen:u42
-//	{ns}:redo:parts   hash   parts of commits not yet applied (Commits in parts)
+//	{ns}:redo:pending set    ids of the commits whose parts are not all applied (Commits in parts)
+//	{ns}:redo:<id>    hash   their parts: field part number (4 digits) → the part's script call
 //
 // For example: redis-cli HGETALL '{visrec}:off:visrec.events'.
 //
@@ -61,26 +62,29 @@ import (
 //
 // # Commits in parts
 //
-// A Tx with more than RedisOptions.CommitPart row writes (default 500) is committed by a
-// stage script and then part scripts of at most CommitPart row writes each (redis_parts.go):
+// A Tx with more than RedisOptions.CommitPart row writes (default 500) is committed in a
+// stage script and part scripts of at most CommitPart row writes each (redis_parts.go):
 //
-//   - The stage runs every check of the whole Tx (fencing, key types, the lengths of the
-//     stored rows that deltas land on), applies the counters and the offsets, and stores
-//     each part's script call in the redo hash {ns}:redo:parts (field "<commit id>:<part>").
-//     It is the commit point: a Tx that it rejects wrote nothing, and one that it accepts
+//   - The parts' script calls are written first, with plain HSETs (a script would pay for
+//     every byte of them), to {ns}:redo:<commit id>, which expires in an hour unless:
+//   - the stage runs every check of the whole Tx (fencing, key types, the lengths of the
+//     stored rows that deltas land on), applies the counters and the offsets, makes the
+//     parts permanent and adds the commit's id to {ns}:redo:pending. It is the commit point:
+//     a Tx that it rejects wrote nothing (its parts are deleted), and one that it accepts
 //     stands, whatever happens to the writer afterwards.
-//   - Each part writes its rows and their change log and deletes its redo entry, in one
-//     script that does nothing if the entry is gone (so that a part lands once, whoever
-//     applies it). The catalog appends go with the last part, after every row.
+//   - Each part writes its rows and their change log and deletes its field, in one script
+//     that does nothing if the field is gone (so that a part lands once, whoever applies it);
+//     the last one takes the id out of the pending set. The catalog appends go with the last
+//     part, after every row.
 //
-// Recover applies the parts left in the redo hash (a writer that died or lost its
-// connection between them): oldest commit first, each commit's parts in order. The updater
-// calls it when it loads, a snapshot installation after it has frozen the model. Readers see
-// a commit's parts one by one, each advancing the versions of the tables it writes.
+// Recover applies the parts of the pending commits (a writer died or lost its connection
+// between them): oldest commit first, each commit's parts in order. The updater calls it
+// when it loads, a snapshot installation after it has frozen the model. Readers see a
+// commit's parts one by one, each advancing the versions of the tables it writes.
 //
-// redis-cli HKEYS '{visrec}:redo:parts' lists the parts not yet applied (none, but for the
-// few milliseconds of a commit in flight). A part that cannot apply (a key of the wrong
-// type, made by hand) stays there, and Recover reports it, until the cause is fixed.
+// redis-cli SMEMBERS '{visrec}:redo:pending' lists the commits not yet applied (none, but
+// for the few milliseconds of a commit in flight). A part that cannot apply (a key of the
+// wrong type, made by hand) stays, and Recover reports it, until the cause is fixed.
 //
 // A Commit that fails in transport (a timeout, a cancelled ctx, a dropped connection) may
 // or may not have been applied: re-read Offsets to learn which.

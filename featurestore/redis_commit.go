@@ -178,7 +178,6 @@ var opCode = [...]struct {
 	opMergeVector:   {"m", "v", 'h'},
 	opChange:        {"g", "chg", 'z'},
 	opCheck:         {"", "v", 'h'}, // the code is that of the op checked, in upper case
-	opPut:           {"p", "redo", 'h'},
 }
 
 // code returns the script's op code of o.
@@ -281,8 +280,6 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 			if o.of != opDeleteVector {
 				args = append(args, strconv.FormatInt(o.n, 10))
 			}
-		case opPut:
-			args = append(args, o.id, o.raw)
 		}
 	}
 	if countAt > 0 {

@@ -18,19 +18,19 @@ import (
 // single script blocks Redis for long (Redis runs one script at a time, and every other
 // client waits): see Redis, "Commits in parts".
 
-// opCheck and opPut are ops of the stage of a commit in parts: opCheck checks a row op
-// (kind of) as the script would, from the length of its blob (n bytes), without writing;
-// opPut stores a part (raw) under field id of the redo hash.
-const (
-	opCheck = opChange + 1 + iota
-	opPut
-)
+// opCheck is an op of the stage of a commit in parts: it checks a row op (kind of) as the
+// script would, from the length of its blob (n bytes), without writing.
+const opCheck = opChange + 1
 
-// redoName is the name of the redo hash, whose key is {ns}:redo:parts.
-const redoName = "parts"
+// The parts of a commit in parts wait in the hash {ns}:redo:<commit id> (field: the part's
+// number, 4 digits; value: its script call, encodeCall), and the commit's id in the set
+// {ns}:redo:pending, from the stage until the last part applies.
+func (r *Redis) redoKey(id string) string { return r.key("redo", id) }
+func (r *Redis) pendingKey() string       { return r.key("redo", "pending") }
 
-// redoKey returns the key of the redo hash: field "<commit id>:<part>" → a part's script call.
-func (r *Redis) redoKey() string { return r.key(opCode[opPut].kind, redoName) }
+// stagedTTL bounds the life of parts written ahead of a stage that never ran (the writer
+// died in between); the stage makes them permanent.
+const stagedTTL = time.Hour
 
 // rowRecords counts the row writes of ops.
 func rowRecords(ops []op) int {
@@ -58,15 +58,17 @@ func blobBytes(o *op) int64 {
 }
 
 // commitInParts commits ops (which hold every kind but AddToSet, with their ranks set; addOps
-// are the AddVector and MergeVector ops by rank) as a stage and parts:
+// are the AddVector and MergeVector ops by rank) as parts and a stage:
 //
-//   - the stage, one script: every check of the whole Tx (fencing, key types, row lengths
-//     against the stored rows), the counters and the offsets, and each part's script call
-//     stored in the redo hash. It is the commit point: once it has run, the Tx is durable.
+//   - the parts' script calls go to the redo hash of the commit first, with plain HSETs (a
+//     script would pay for every byte of them);
+//   - the stage, one script, is the commit point: every check of the whole Tx (fencing, key
+//     types, row lengths against the stored rows), the counters and the offsets, and the
+//     commit joins the pending set;
 //   - the parts, one script each, in order: the row writes (r.part per part, grouped by
 //     table) and their change log; the catalog appends go with the last part, after every
-//     row. Each part deletes its redo entry as it applies, and applies only while the entry
-//     is there, so that the writer and Recover may race over a part and it lands once.
+//     row. A part deletes its redo entry as it applies, and applies only while the entry is
+//     there, so that the writer and Recover may race over a part and it lands once.
 func (r *Redis) commitInParts(ctx context.Context, ops []op, addOps []*op) ([][]float32, error) {
 	var rows, catalog, stage []op
 	for _, o := range ops {
@@ -94,24 +96,40 @@ func (r *Redis) commitInParts(ctx context.Context, ops []op, addOps []*op) ([][]
 		field    string
 	}
 	id := fmt.Sprintf("%016x%08x", time.Now().UnixNano(), rand.Uint32()) // sorts by time
+	redo := r.redoKey(id)
 	calls := make([]call, len(parts))
+	pipe := r.c.Pipeline()
 	for i, p := range parts {
 		keys, args, addOrder := r.encodeCommit(withChangeLog(p))
-		calls[i] = call{keys, args, addOrder, fmt.Sprintf("%s:%04d", id, i)}
-		stage = append(stage, op{kind: opPut, name: redoName, id: calls[i].field, raw: encodeCall(keys, args)})
+		calls[i] = call{keys, args, addOrder, fmt.Sprintf("%04d", i)}
+		pipe.HSet(ctx, redo, calls[i].field, encodeCall(keys, args))
+	}
+	pipe.Expire(ctx, redo, stagedTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("featurestore: commit: write parts: %w", err)
 	}
 	keys, args, _ := r.encodeCommit(stage)
+	keys, args = r.withRedoRun(keys, args, "r", id, id)
 	res, err := r.script.Run(ctx, r.c, keys, args...).Slice()
-	if err != nil {
+	if err == nil {
+		err = scriptStatus(res)
+	} else if !isReply(err) {
+		// Maybe committed: the parts stay (the stage made them permanent, or they expire).
 		return nil, fmt.Errorf("featurestore: commit: stage: %w", err)
 	}
-	if err := scriptStatus(res); err != nil {
-		return nil, err
+	if err != nil { // the stage refused: nothing was committed
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		r.c.Del(dctx, redo) // best effort: else they expire
+		if errors.Is(err, ErrFenced) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("featurestore: commit: stage: %w", err)
 	}
 
 	merged := make([][]float32, len(addOps))
 	for i, c := range calls {
-		res, done, err := r.applyPart(ctx, c.keys, c.args, c.field)
+		res, done, err := r.applyPart(ctx, c.keys, c.args, id, c.field)
 		if err != nil {
 			return nil, fmt.Errorf("featurestore: commit: part %d of %d (the commit stands: Recover applies the rest): %w", i+1, len(calls), err)
 		}
@@ -141,21 +159,39 @@ func (r *Redis) commitInParts(ctx context.Context, ops []op, addOps []*op) ([][]
 	return merged, nil
 }
 
+// isReply tells whether err is an error reply of Redis (rather than a transport error, after
+// which a call may or may not have run).
+func isReply(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re)
+}
+
+// withRedoRun returns a script call (keys, args) with the redo hash of commit id (type 'h')
+// and the pending set (type 's') added to its keys, and a run of op code with one record:
+// first, the pending set's key index, then rest.
+func (r *Redis) withRedoRun(keys []string, args []any, code, id, first string, rest ...string) ([]string, []any) {
+	k := append(slices.Clip(keys), r.redoKey(id), r.pendingKey())
+	a := make([]any, 0, len(args)+6)
+	a = append(a, args[0].(string)+"hs")
+	a = append(a, args[1:]...)
+	a = append(a, code, strconv.Itoa(len(k)-1), "1", first, strconv.Itoa(len(k)))
+	for _, x := range rest {
+		a = append(a, x)
+	}
+	return k, a
+}
+
 // applyPart runs one part's script call (keys, args: as stored in the redo hash) guarded by
-// its redo entry field. done: the entry was gone, so the part had been applied already.
-func (r *Redis) applyPart(ctx context.Context, keys []string, args []any, field string) (res []any, done bool, err error) {
+// its entry field in the redo hash of commit id. done: the entry was gone, so the part had
+// been applied already.
+func (r *Redis) applyPart(ctx context.Context, keys []string, args []any, id, field string) (res []any, done bool, err error) {
 	if len(args) == 0 {
 		return nil, false, errors.New("featurestore: part without arguments")
 	}
-	kinds, ok := args[0].(string)
-	if !ok || len(kinds) != len(keys) {
+	if kinds, ok := args[0].(string); !ok || len(kinds) != len(keys) {
 		return nil, false, errors.New("featurestore: part with malformed key types")
 	}
-	k := append(slices.Clip(keys), r.redoKey())
-	a := make([]any, 0, len(args)+4)
-	a = append(a, kinds+"h")
-	a = append(a, args[1:]...)
-	a = append(a, "w", strconv.Itoa(len(k)), "1", field)
+	k, a := r.withRedoRun(keys, args, "w", id, field, id)
 	if res, err = r.script.Run(ctx, r.c, k, a...).Slice(); err != nil {
 		return nil, false, err
 	}
@@ -165,32 +201,44 @@ func (r *Redis) applyPart(ctx context.Context, keys []string, args []any, field 
 	return res, false, scriptStatus(res)
 }
 
-// Recover implements Store: it applies the parts left in the redo hash, oldest commit
-// first, each part in order.
+// Recover implements Store: it applies the parts of the pending commits, oldest commit
+// first, each commit's parts in order.
 func (r *Redis) Recover(ctx context.Context) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
-	key := r.redoKey()
-	fields, err := r.c.HKeys(ctx, key).Result()
+	ids, err := r.c.SMembers(ctx, r.pendingKey()).Result()
 	if err != nil {
 		return fmt.Errorf("featurestore: recover: %w", err)
 	}
-	slices.Sort(fields) // "<commit id, by time>:<part, 4 digits>"
-	for _, f := range fields {
-		payload, err := r.c.HGet(ctx, key, f).Result()
-		if errors.Is(err, redis.Nil) {
-			continue // applied meanwhile
-		}
+	slices.Sort(ids) // by time
+	for _, id := range ids {
+		redo := r.redoKey(id)
+		fields, err := r.c.HKeys(ctx, redo).Result()
 		if err != nil {
-			return fmt.Errorf("featurestore: recover %s: %w", f, err)
+			return fmt.Errorf("featurestore: recover %s: %w", redo, err)
 		}
-		keys, args, err := decodeCall(payload)
-		if err != nil {
-			return fmt.Errorf("featurestore: recover %s: %w", f, err)
+		slices.Sort(fields)
+		for _, f := range fields {
+			payload, err := r.c.HGet(ctx, redo, f).Result()
+			if errors.Is(err, redis.Nil) {
+				continue // applied meanwhile
+			}
+			if err != nil {
+				return fmt.Errorf("featurestore: recover %s %s: %w", redo, f, err)
+			}
+			keys, args, err := decodeCall(payload)
+			if err == nil {
+				_, _, err = r.applyPart(ctx, keys, args, id, f)
+			}
+			if err != nil {
+				return fmt.Errorf("featurestore: recover %s part %s (it stays until it applies): %w", redo, f, err)
+			}
 		}
-		if _, _, err := r.applyPart(ctx, keys, args, f); err != nil {
-			return fmt.Errorf("featurestore: recover %s (fix the cause; the part stays until it applies): %w", f, err)
+		if len(fields) == 0 { // its hash is gone (by hand): nothing to apply
+			if err := r.c.SRem(ctx, r.pendingKey(), id).Err(); err != nil {
+				return fmt.Errorf("featurestore: recover: %w", err)
+			}
 		}
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/visrec/visrec/featurestore"
 )
 
@@ -117,10 +119,9 @@ func TestRedisRecoverAfterCrash(t *testing.T) {
 	if _, err := tx.Commit(context.Background()); !errors.Is(err, errCrash) {
 		t.Fatalf("Commit = %v, want the crash", err)
 	}
-	redo := "{" + ns + "}:redo:parts"
 	ctx := context.Background()
-	if n := admin.HLen(ctx, redo).Val(); n != 4 {
-		t.Fatalf("redo hash holds %d parts after two of six applied, want 4", n)
+	if n := pendingParts(t, admin, ns); n != 4 {
+		t.Fatalf("%d parts pending after two of six applied, want 4", n)
 	}
 	half := readState(t, s)
 	if !reflect.DeepEqual(half.offsets, want.offsets) || !reflect.DeepEqual(half.counter, want.counter) {
@@ -149,8 +150,8 @@ func TestRedisRecoverAfterCrash(t *testing.T) {
 	if got := readState(t, s); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after Recover:\n got %+v\nwant %+v", got, want)
 	}
-	if n := admin.Exists(ctx, redo).Val(); n != 0 {
-		t.Fatal("redo hash left after Recover")
+	if n := admin.Exists(ctx, "{"+ns+"}:redo:pending").Val(); n != 0 || pendingParts(t, admin, ns) != 0 {
+		t.Fatal("pending parts left after Recover")
 	}
 	if err := other.Recover(ctx); err != nil { // nothing left: a no-op
 		t.Fatal(err)
@@ -200,11 +201,49 @@ func TestRedisRecoverRacesWriter(t *testing.T) {
 func TestRedisRecoverCorruptEntry(t *testing.T) {
 	s, admin, ns := newRedisStorePart(t, 3)
 	ctx := context.Background()
-	redo := "{" + ns + "}:redo:parts"
-	admin.HSet(ctx, redo, "x:0000", "\xff\xff")
+	admin.HSet(ctx, "{"+ns+"}:redo:x", "0000", "\xff\xff")
+	admin.SAdd(ctx, "{"+ns+"}:redo:pending", "x")
 	err := s.Recover(ctx)
-	if err == nil || !reflect.DeepEqual(admin.HKeys(ctx, redo).Val(), []string{"x:0000"}) {
-		t.Fatalf("Recover = %v, redo fields %v; want an error and the entry kept", err, admin.HKeys(ctx, redo).Val())
+	if err == nil || pendingParts(t, admin, ns) != 1 {
+		t.Fatalf("Recover = %v, %d parts pending; want an error and the entry kept", err, pendingParts(t, admin, ns))
 	}
 	t.Log(err)
+}
+
+// TestRedisStageRefusedLeavesNothing: a commit in parts that the stage refuses (fenced, or a
+// delta that does not fit its stored row) leaves neither state nor parts behind.
+func TestRedisStageRefusedLeavesNothing(t *testing.T) {
+	s, admin, ns := newRedisStorePart(t, 3)
+	partsCase{}.seed(t, s)
+	before := readState(t, s)
+	ctx := context.Background()
+	for name, bad := range map[string]func(featurestore.Tx){
+		"fenced":     func(tx featurestore.Tx) { tx.SetOffset("events", 0, 99, 120) },
+		"bad length": func(tx featurestore.Tx) { tx.AddVector("items", "i0", []float64{1, 2}) },
+	} {
+		tx := s.Begin()
+		partsCase{}.write(tx)
+		bad(tx)
+		_, err := tx.Commit(ctx)
+		if err == nil {
+			t.Fatalf("%s: Commit succeeded", name)
+		}
+		if got := readState(t, s); !reflect.DeepEqual(got, before) {
+			t.Fatalf("%s: state changed:\n got %+v\nwant %+v", name, got, before)
+		}
+		if keys := admin.Keys(ctx, "{"+ns+"}:redo:*").Val(); len(keys) != 0 {
+			t.Fatalf("%s: redo keys left: %v", name, keys)
+		}
+	}
+}
+
+// pendingParts counts the parts of pending commits in namespace ns.
+func pendingParts(t *testing.T, admin *redis.Client, ns string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	var n int64
+	for _, id := range admin.SMembers(ctx, "{"+ns+"}:redo:pending").Val() {
+		n += admin.HLen(ctx, "{"+ns+"}:redo:"+id).Val()
+	}
+	return n
 }

@@ -37,7 +37,6 @@ type op struct {
 	next      int64     // SetOffset
 	rank      int       // AddVector, MergeVector: call ordinal among them (Redis Commit)
 	of        opKind    // opCheck: the row op checked (Redis Commit in parts)
-	raw       []byte    // opPut: the value
 }
 
 // txBuf buffers the writes of a Tx in call order. It is shared by the implementations; it

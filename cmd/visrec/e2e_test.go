@@ -195,9 +195,14 @@ func (e *e2e) store(ns string) *featurestore.Redis {
 func (e *e2e) redoParts(ns string) int64 {
 	client := redis.NewClient(&redis.Options{Addr: e.redisAddr})
 	defer client.Close()
-	n, err := client.HLen(context.Background(), "{"+ns+"}:redo:parts").Result()
+	ctx := context.Background()
+	ids, err := client.SMembers(ctx, "{"+ns+"}:redo:pending").Result()
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	var n int64
+	for _, id := range ids {
+		n += client.HLen(ctx, "{"+ns+"}:redo:"+id).Val()
 	}
 	return n
 }
