@@ -42,6 +42,7 @@ type freshnessConfig struct {
 	k          int           // list length
 	partitions int
 	cpuProfile string // profile the process while measuring, into this file
+	commitPart int    // featurestore.RedisOptions.CommitPart of the updater's store
 	mf         modelFlags
 	log        *zap.Logger
 }
@@ -97,6 +98,7 @@ func parseFreshness(log *zap.Logger, args []string) (freshnessConfig, error) {
 	fs.IntVar(&c.k, "k", 10, "length of the materialized lists")
 	fs.IntVar(&c.partitions, "partitions", 4, "partitions of the benchmark topics")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the process (producer, consumer, updater, index, materializer) while measuring to this file")
+	fs.IntVar(&c.commitPart, "commit-part", featurestore.DefaultCommitPart, "row writes per Redis script of a flush, as visrec update's (-1: one script per flush)")
 	c.mf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -202,7 +204,10 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 		}
 	}
 	defer deleteTopics(c.brokers[0], topics)
-	store, err := openRedis(ctx, c.redisAddr, name)
+	if c.commitPart == 0 {
+		return res, errors.New("--commit-part must be positive, or -1 for one script per flush")
+	}
+	store, err := openRedisPart(ctx, c.redisAddr, name, c.commitPart)
 	if err != nil {
 		return res, err
 	}
