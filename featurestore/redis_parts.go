@@ -111,20 +111,21 @@ func (r *Redis) commitInParts(ctx context.Context, ops []op, addOps []*op) ([][]
 	keys, args, _ := r.encodeCommit(stage)
 	keys, args = r.withRedoRun(keys, args, "r", id, id)
 	res, err := r.script.Run(ctx, r.c, keys, args...).Slice()
-	if err == nil {
-		err = scriptStatus(res)
-	} else if !isReply(err) {
-		// Maybe committed: the parts stay (the stage made them permanent, or they expire).
+	if err != nil && !isReply(err) {
+		// Whether the stage ran is unknown: if it did, the commit stands and Recover applies
+		// its parts; if not, they expire.
 		return nil, fmt.Errorf("featurestore: commit: stage: %w", err)
+	}
+	if err != nil {
+		err = fmt.Errorf("featurestore: commit: stage: %w", err)
+	} else {
+		err = scriptStatus(res)
 	}
 	if err != nil { // the stage refused: nothing was committed
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
 		r.c.Del(dctx, redo) // best effort: else they expire
-		if errors.Is(err, ErrFenced) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("featurestore: commit: stage: %w", err)
+		return nil, err
 	}
 
 	merged := make([][]float32, len(addOps))
