@@ -49,6 +49,8 @@ type modelLists struct {
 
 	queue  refreshQueue
 	queued map[string]int // user → index in queue
+
+	met modelMetrics
 }
 
 func newModelLists(name string, dim int) *modelLists {
@@ -185,6 +187,17 @@ type metrics struct {
 	refreshes, incremental, writes *prometheus.CounterVec
 	queued                         prometheus.Gauge
 	lag                            *prometheus.HistogramVec
+}
+
+// modelMetrics are one model's series of metrics, looked up once.
+type modelMetrics struct {
+	refreshes, incremental, writes prometheus.Counter
+	lag                            prometheus.Observer
+}
+
+func (m *metrics) model(name string) modelMetrics {
+	return modelMetrics{refreshes: m.refreshes.WithLabelValues(name), incremental: m.incremental.WithLabelValues(name),
+		writes: m.writes.WithLabelValues(name), lag: m.lag.WithLabelValues(name)}
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

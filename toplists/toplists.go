@@ -157,6 +157,10 @@ type Materializer struct {
 	// (followItems); the loop releases it while it waits for Redis or the index.
 	mu     sync.Mutex
 	landed *sync.Cond // on mu: signalled when written lists land (see flush)
+	// freshWriting: new items' lists are in flight; Run's loop sends no writes meanwhile,
+	// so that they do not queue in Redis behind its own.
+	freshWriting bool
+
 	stats  chan chan Stats
 	tokens float64
 	last   time.Time
@@ -210,6 +214,9 @@ func New(client redis.UniversalClient, store featurestore.Store, index *ranking.
 	var err error
 	if m.met, err = newMetrics(opts.Registerer); err != nil {
 		return nil, err
+	}
+	for _, ml := range m.ms {
+		ml.met = m.met.model(ml.name)
 	}
 	return m, nil
 }
@@ -513,7 +520,7 @@ func (m *Materializer) apply(j *refreshJob, version uint64) *pendingWrite {
 	j.ml.unmarkLazy(slot)
 	j.ml.lastRefresh[slot] = time.Now()
 	m.st.Refreshes++
-	m.met.refreshes.WithLabelValues(j.ml.name).Inc()
+	j.ml.met.refreshes.Inc()
 	return &pendingWrite{ml: j.ml, slot: slot, since: j.q.since}
 }
 
@@ -694,28 +701,29 @@ func (m *Materializer) newItems(ctx context.Context, ml *modelLists) ([]*pending
 		ml.itemsSince = cs.Now
 		return nil, nil
 	}
-	vecs, pos, err := m.index.ItemVectors(ml.name, ids)
+	// Changes of existing items (VBPR moves most of them at every flush) are collected
+	// for drifted; the vectors of new ones are read and scored now.
+	var batch []string
+	for _, id := range ids {
+		if info, ok := m.index.Item(id); ok && info.Position < newFrom {
+			ml.drift[id] = true
+		} else {
+			batch = append(batch, id) // new (or gone: ItemVectors tells)
+		}
+	}
+	if len(batch) == 0 {
+		ml.itemsSince = cs.Now
+		return nil, nil
+	}
+	vecs, pos, err := m.index.ItemVectors(ml.name, batch)
 	if err != nil {
 		return nil, err
 	}
-	// Changes of existing items (VBPR moves most of them at every flush) are collected
-	// for drifted; new ones are scored now.
-	var batch []string
-	var bvecs [][]float32
-	var bpos []int
-	for i, id := range ids {
-		if pos[i] >= newFrom {
-			batch, bvecs, bpos = append(batch, id), append(bvecs, vecs[i]), append(bpos, pos[i])
-			ml.fresh = append(ml.fresh, freshItem{item: id, pos: int32(pos[i]), vec: vecs[i], version: cs.Now})
-		} else {
-			ml.drift[id] = true
-		}
+	for i, id := range batch {
+		ml.fresh = append(ml.fresh, freshItem{item: id, pos: int32(pos[i]), vec: vecs[i], version: cs.Now})
 	}
 	ml.itemsSince = cs.Now
-	if len(batch) == 0 {
-		return nil, nil
-	}
-	return m.score(ctx, ml, batch, bvecs, bpos), nil
+	return m.score(ctx, ml, batch, vecs, pos), nil
 }
 
 // drifted scores the collected changes of existing items: once per driftInterval (or
@@ -787,7 +795,7 @@ func (m *Materializer) score(ctx context.Context, ml *modelLists, ids []string, 
 		}
 		ml.lists[c.slot] = list
 		m.st.Incremental++
-		m.met.incremental.WithLabelValues(ml.name).Inc()
+		ml.met.incremental.Inc()
 		if !slices.ContainsFunc(c.entering, func(e entry) bool { return int(e.pos) >= ml.youngFrom }) {
 			ml.markLazy(c.slot, t)
 			continue
@@ -945,6 +953,9 @@ func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite, fresh bool
 	}
 	var first error
 	for len(ws) > 0 {
+		for !fresh && m.freshWriting {
+			m.landed.Wait() // new items' lists go first
+		}
 		var todo []listWrite
 		var later []*pendingWrite
 		for _, w := range ws {
@@ -970,7 +981,9 @@ func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite, fresh bool
 			}
 			continue
 		}
+		m.freshWriting = fresh
 		first = cmp.Or(first, m.flushWave(ctx, todo, parallel))
+		m.freshWriting = false
 	}
 	return first
 }
@@ -1033,8 +1046,8 @@ func (m *Materializer) flushWave(ctx context.Context, todo []listWrite, parallel
 			ml := lw.w.ml
 			ml.stored[lw.w.slot], ml.storedOK[lw.w.slot] = lw.list, true
 			m.st.Writes++
-			m.met.writes.WithLabelValues(ml.name).Inc()
-			m.met.lag.WithLabelValues(ml.name).Observe(times[b].Sub(lw.w.since).Seconds())
+			ml.met.writes.Inc()
+			ml.met.lag.Observe(times[b].Sub(lw.w.since).Seconds())
 		}
 	}
 	return first
