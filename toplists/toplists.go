@@ -37,11 +37,10 @@
 // # Speed: what is done at once and what is batched
 //
 // Items new to the catalog are scored at the publication that brings them, by that
-// goroutine (followItems), and the lists they enter are written at once in their own round
-// trips: they do not wait for the loop's user reads, full refreshes or other writes (the
-// loop holds the lock only while it computes or writes, and lets go of it between write
-// waves). They are scored again against the
-// vectors of users read after them (rescoreUsers) and into refreshes ranked on an older
+// goroutine (followItems), and the lists they enter are written at once, every batch in
+// flight together: they do not wait for the loop's user reads, full refreshes or writes
+// (no one holds the lock while waiting for Redis, and the loop sends no writes while a new
+// item's are in flight). They are scored again against the vectors of users read after them (rescoreUsers) and into refreshes ranked on an older
 // snapshot (apply), so they are judged as if every read came first. A list that an item
 // enters later within Debounce of its joining the catalog (as the user's vector or the
 // global row moves) is written at once too. Changes of existing items (VBPR moves most item
@@ -65,6 +64,7 @@
 // stored list is known (ZREM of the members that left, ZADD of the new or rescored ones:
 // one member each when an item enters), else whole (DEL, ZADD), and its write time in the
 // model's freshness hash; so a reader sees the previous list or the new one, never a mix.
+// Writes of one list are never in flight together (see flush), so they land in order.
 package toplists
 
 import (
@@ -304,8 +304,8 @@ func (m *Materializer) Run(ctx context.Context) error {
 
 // followItems handles the index's new items at every publication (freshItems), until ctx
 // is done. It runs beside Run's loop, which holds the lock only while it computes, not
-// while it waits for Redis (user reads, full refreshes), so a new item waits at most for
-// the loop's current piece of computation or write round trip.
+// while it waits for Redis (user reads, full refreshes, writes), so a new item waits at most
+// for the loop's current piece of computation.
 func (m *Materializer) followItems(ctx context.Context) {
 	for {
 		updated := m.index.Updated() // taken before the read: no publication is missed
