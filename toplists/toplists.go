@@ -920,7 +920,7 @@ type listWrite struct {
 	w     *pendingWrite
 	list  []entry
 	key   string
-	user  string
+	user  any       // the user id, a field of the freshness hash
 	whole bool      // replace it (DEL, ZADD of every member): the stored form is unknown
 	add   []redis.Z // ZADD
 	rem   []any     // ZREM
@@ -991,7 +991,10 @@ func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite, fresh bool
 // prepare makes w's write of list; the caller holds m.mu.
 func (m *Materializer) prepare(w *pendingWrite, list []entry) listWrite {
 	ml, slot := w.ml, w.slot
-	lw := listWrite{w: w, list: list, key: ListKey(m.opts.Namespace, ml.name, ml.ids[slot]), user: ml.ids[slot]}
+	if ml.keys[slot] == "" { // made once per user: a new item enters thousands of lists
+		ml.keys[slot], ml.userArgs[slot] = ListKey(m.opts.Namespace, ml.name, ml.ids[slot]), ml.ids[slot]
+	}
+	lw := listWrite{w: w, list: list, key: ml.keys[slot], user: ml.userArgs[slot]}
 	if ml.storedOK[slot] {
 		lw.add, lw.rem = diff(ml.stored[slot], list)
 		return lw
@@ -1069,6 +1072,9 @@ func (m *Materializer) writeBatch(ctx context.Context, batch []listWrite, now ti
 				p.ZAdd(ctx, lw.key, lw.add...)
 			}
 			name := lw.w.ml.name
+			if times[name] == nil {
+				times[name] = make([]any, 0, 2*len(batch))
+			}
 			times[name] = append(times[name], lw.user, ms)
 		}
 		for model, fv := range times {

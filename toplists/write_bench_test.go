@@ -37,6 +37,7 @@ func benchWriteEntering(b *testing.B, n int) {
 	m := &Materializer{client: client, opts: Options{Namespace: ns, K: k}, met: met}
 	m.landed = sync.NewCond(&m.mu)
 	ml := newModelLists("bpr", 4)
+	ml.met = met.model("bpr")
 	m.ms = []*modelLists{ml}
 	defer func() {
 		keys, _ := client.Keys(ctx, "{"+ns+"}:*").Result()
