@@ -17,8 +17,17 @@
 #         127.0.0.1:$VISREC_KAFKA_PORT (default 9092), controller on
 #         127.0.0.1:$VISREC_KAFKA_CONTROLLER_PORT (default Kafka port + 1).
 #
-# Other knobs: KAFKA_HEAP (default "-Xms256m -Xmx1g"), VISREC_SERVICES_TIMEOUT (seconds to wait
-# for a service to answer, default 180).
+# Other knobs: KAFKA_HEAP (default "-Xms1g -Xmx1g -Xmn256m"), VISREC_SERVICES_TIMEOUT (seconds to
+# wait for a service to answer, default 180).
+#
+# Broker JVM (docs/benchmarks.md, "Kafka delivery tail"): a broker's GC pause stops every
+# produce and fetch, and on a busy 2-core machine a young pause takes 20-140 ms however small
+# the young generation, because the GC threads wait for a core. So the heap is sized for few
+# pauses rather than short ones: a fixed 1 GiB (Kafka's own default; with -Xms256m G1 kept
+# ~390 MB around a ~220 MB live set and ran a concurrent mark every few seconds) and a fixed
+# 256 MB young generation (G1's pause target of 20 ms cannot be met here, so it shrank the young
+# generation to its 5% floor: a young pause every ~3 s under a 10,000 msgs/s load, instead of
+# one every ~20 s). GC log: deploy/.state/kafka-<port>/logs/gc.log.
 # State (pid files, logs, Kafka data) lives in deploy/.state/, downloads in .cache/; both are
 # git-ignored.
 set -euo pipefail
@@ -34,7 +43,7 @@ HOST=127.0.0.1
 REDIS_PORT=${VISREC_REDIS_PORT:-6379}
 KAFKA_PORT=${VISREC_KAFKA_PORT:-9092}
 CONTROLLER_PORT=${VISREC_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
-KAFKA_HEAP=${KAFKA_HEAP:--Xms256m -Xmx1g}
+KAFKA_HEAP=${KAFKA_HEAP:--Xms1g -Xmx1g -Xmn256m}
 WAIT_S=${VISREC_SERVICES_TIMEOUT:-180}
 
 REDIS_DIR=$STATE/redis-$REDIS_PORT
@@ -286,6 +295,7 @@ kafka_up() {
 		# shellcheck disable=SC2086
 		setsid nohup java $KAFKA_HEAP -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
 			-XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+			-Xlog:gc:file="$KAFKA_DIR/logs/gc.log":time,uptime:filecount=3,filesize=10M \
 			-Dkafka.logs.dir="$KAFKA_DIR/logs" \
 			-Dlog4j2.configurationFile="$DEPLOY/kafka/log4j2.xml" \
 			-cp "$LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
