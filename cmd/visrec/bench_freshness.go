@@ -52,6 +52,7 @@ type freshnessResult struct {
 	stored    []time.Duration // item event produced -> the item is in the catalog in Redis
 	scoreable []time.Duration // item event produced -> the serving index ranks the item
 	listed    []time.Duration // probe produced -> in the probe user's list in Redis
+	lookups   []time.Duration // a client's list read (ZREVRANGE 0 k-1) every 5 ms, round trip
 	missed    int             // probes not listed within probeTimeout
 	lost      int             // item events never ranked by the index within probeTimeout
 	consumed  float64         // interactions/s committed while measuring
@@ -134,6 +135,7 @@ func printFreshness(c freshnessConfig, r freshnessResult) {
 	line("item event -> in the catalog in Redis:", r.stored, "")
 	line("item event -> ranked by the serving index:", r.scoreable, fmt.Sprintf("  (never: %d)", r.lost))
 	line("probe item -> in the user's top-K list:", r.listed, fmt.Sprintf("  (missed: %d)", r.missed))
+	line("a client's list read (ZREVRANGE), 200/s:", r.lookups, "")
 }
 
 // pct returns the p-th percentile (nearest rank) of ds, rounded to 0.1 ms.
@@ -413,6 +415,27 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 		return client.ZScore(wctx, key.(string), id).Err() == nil
 	})
 
+	// A client reads a probe user's list every 5 ms, as serving's list path does: how long
+	// Redis keeps clients waiting while the pipeline writes.
+	var lookups []time.Duration
+	watchers.Add(1)
+	go func() {
+		defer watchers.Done()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-wctx.Done():
+				return
+			case <-tick.C:
+			}
+			t := time.Now()
+			if err := client.ZRevRangeWithScores(wctx, listKey(probeUsers[i%len(probeUsers)]), 0, int64(c.k-1)).Err(); err == nil {
+				lookups = append(lookups, time.Since(t))
+			}
+		}
+	}()
+
 	// Measure: the background load runs on its own goroutine, producing what the rate owes
 	// every 10 ms; a probe goes out every c.probeEvery.
 	if c.cpuProfile != "" {
@@ -486,6 +509,7 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 	})
 	stopWatch()
 	watchers.Wait()
+	res.lookups = lookups
 	res.stored = stored.done
 	res.scoreable, res.lost = scoreable.done, scoreable.expired+scoreable.waiting()
 	res.listed, res.missed = listed.done, listed.expired+listed.waiting()

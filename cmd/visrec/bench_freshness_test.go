@@ -33,6 +33,9 @@ func TestBenchFreshnessSmoke(t *testing.T) {
 	if res.missed > 0 || res.lost > 0 {
 		t.Fatalf("%d probes never listed, %d item events never ranked", res.missed, res.lost)
 	}
+	if len(res.lookups) < 100 { // 3 s at one read per 5 ms: 600
+		t.Fatalf("only %d list reads timed", len(res.lookups))
+	}
 	if len(res.listed) < 8 { // 3 s at one probe per 250 ms: 12
 		t.Fatalf("only %d probes listed", len(res.listed))
 	}
