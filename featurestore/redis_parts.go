@@ -288,24 +288,26 @@ var errBadCall = errors.New("featurestore: malformed redo entry")
 
 // decodeCall reverses encodeCall; the arguments come back as strings.
 func decodeCall(s string) (keys []string, args []any, err error) {
-	next := func() (string, bool) {
+	// uvarint reads a count or a length; every entry takes a byte at least, so neither can
+	// exceed what is left.
+	uvarint := func() (int, bool) {
 		n, w := binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
 		if w <= 0 || n > uint64(len(s)-w) {
-			return "", false
-		}
-		v := s[w : w+int(n)]
-		s = s[w+int(n):]
-		return v, true
-	}
-	count := func() (int, bool) {
-		n, w := binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
-		if w <= 0 || n > uint64(len(s)) { // each entry takes a byte at least
 			return 0, false
 		}
 		s = s[w:]
 		return int(n), true
 	}
-	nk, ok := count()
+	next := func() (string, bool) {
+		n, ok := uvarint()
+		if !ok {
+			return "", false
+		}
+		v := s[:n]
+		s = s[n:]
+		return v, true
+	}
+	nk, ok := uvarint()
 	if !ok {
 		return nil, nil, errBadCall
 	}
@@ -315,7 +317,7 @@ func decodeCall(s string) (keys []string, args []any, err error) {
 			return nil, nil, errBadCall
 		}
 	}
-	na, ok := count()
+	na, ok := uvarint()
 	if !ok {
 		return nil, nil, errBadCall
 	}
