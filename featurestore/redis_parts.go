@@ -307,25 +307,22 @@ func decodeCall(s string) (keys []string, args []any, err error) {
 		s = s[n:]
 		return v, true
 	}
-	nk, ok := uvarint()
-	if !ok {
+	list := func() ([]string, bool) {
+		n, ok := uvarint()
+		out := make([]string, n)
+		for i := 0; ok && i < n; i++ {
+			out[i], ok = next()
+		}
+		return out, ok
+	}
+	keys, ok1 := list()
+	strs, ok2 := list()
+	if !ok1 || !ok2 {
 		return nil, nil, errBadCall
 	}
-	keys = make([]string, nk)
-	for i := range keys {
-		if keys[i], ok = next(); !ok {
-			return nil, nil, errBadCall
-		}
-	}
-	na, ok := uvarint()
-	if !ok {
-		return nil, nil, errBadCall
-	}
-	args = make([]any, na)
-	for i := range args {
-		if args[i], ok = next(); !ok {
-			return nil, nil, errBadCall
-		}
+	args = make([]any, len(strs))
+	for i, a := range strs {
+		args[i] = a
 	}
 	if len(s) != 0 {
 		return nil, nil, errBadCall
