@@ -157,9 +157,9 @@ type Materializer struct {
 	// (followItems); the loop releases it while it waits for Redis or the index.
 	mu     sync.Mutex
 	landed *sync.Cond // on mu: signalled when written lists land (see flush)
-	// freshWriting: new items' lists are in flight; Run's loop sends no writes meanwhile,
-	// so that they do not queue in Redis behind its own.
-	freshWriting bool
+	// freshPending: new items' lists are being written; Run's loop sends no writes
+	// meanwhile, so that they do not queue in Redis behind its own (see flush).
+	freshPending bool
 
 	stats  chan chan Stats
 	tokens float64
@@ -940,7 +940,9 @@ type listWrite struct {
 // flight (the commands are made before), so that followItems and Run's loop never wait for
 // each other's round trips. A list with a write in flight (ml.inflight) is not written
 // again until that write is done: its next write waits, so that the writes of one list
-// reach Redis in order and each in-place change is made against what Redis holds.
+// reach Redis in order and each in-place change is made against what Redis holds. New
+// items' lists have priority: while they are written, Run's loop sends no writes, and they
+// wait (before their one wave) for the loop's writes in flight that they overlap.
 func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite, fresh bool) error {
 	type slotKey struct {
 		ml   *modelLists
@@ -950,11 +952,19 @@ func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite, fresh bool
 	wave, parallel := writeParallel*writeBatch, writeParallel
 	if fresh {
 		wave, parallel = len(ws), freshParallel
+		// New items' lists go first: Run's loop sends no writes until they are written,
+		// and they wait for those of its writes in flight that they overlap (one wave
+		// after them, rather than a second wave after their own).
+		m.freshPending = true
+		defer func() { m.freshPending = false; m.landed.Broadcast() }()
+		for slices.ContainsFunc(ws, func(w *pendingWrite) bool { return w.ml.inflight[w.slot] }) {
+			m.landed.Wait()
+		}
 	}
 	var first error
 	for len(ws) > 0 {
-		for !fresh && m.freshWriting {
-			m.landed.Wait() // new items' lists go first
+		for !fresh && m.freshPending {
+			m.landed.Wait()
 		}
 		var todo []listWrite
 		var later []*pendingWrite
@@ -981,9 +991,7 @@ func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite, fresh bool
 			}
 			continue
 		}
-		m.freshWriting = fresh
 		first = cmp.Or(first, m.flushWave(ctx, todo, parallel))
-		m.freshWriting = false
 	}
 	return first
 }
