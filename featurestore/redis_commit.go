@@ -177,15 +177,16 @@ var opCode = [...]struct {
 	opDeleteVector:  {"d", "v", 'h'},
 	opMergeVector:   {"m", "v", 'h'},
 	opChange:        {"g", "chg", 'z'},
-	opCheck:         {"", "v", 'h'}, // the code is that of the op checked, in upper case
 }
 
-// code returns the script's op code of o.
-func (o *op) code() string {
+// spec returns o's entry of opCode: that of the op checked, for an opCheck.
+func (o *op) spec() (code, kind string, typ byte) {
 	if o.kind == opCheck {
-		return strings.ToUpper(opCode[o.of].code)
+		c := opCode[o.of]
+		return strings.ToUpper(c.code), c.kind, c.typ
 	}
-	return opCode[o.kind].code
+	c := opCode[o.kind]
+	return c.code, c.kind, c.typ
 }
 
 // encodeCommit lays ops out as commit.lua reads them: KEYS holds each key once; ARGV[1]
@@ -202,18 +203,15 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 	size := 0
 	for i := range ops {
 		o := &ops[i]
-		c := opCode[o.kind]
-		if o.kind == opCheck {
-			c = opCode[o.of]
-		}
-		key := r.key(c.kind, o.name)
+		_, kind, typ := o.spec()
+		key := r.key(kind, o.name)
 		k, ok := index[key]
 		if !ok {
 			k = len(keys)
 			index[key] = k
 			keys = append(keys, key)
 			perKey = append(perKey, 0)
-			kinds = append(kinds, c.typ)
+			kinds = append(kinds, typ)
 		}
 		keyOf[i] = k
 		perKey[k]++
@@ -241,7 +239,7 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 	prevCode, prevKey, countAt, count := "", -1, 0, 0
 	for _, i := range order {
 		o := &ops[i]
-		code := o.code()
+		code, _, _ := o.spec()
 		if code != prevCode || keyOf[i] != prevKey {
 			if countAt > 0 {
 				args[countAt] = strconv.Itoa(count)
