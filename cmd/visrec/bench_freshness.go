@@ -53,12 +53,15 @@ type freshnessResult struct {
 	scoreable []time.Duration // item event produced -> the serving index ranks the item
 	listed    []time.Duration // probe produced -> in the probe user's list in Redis
 	lookups   []time.Duration // a client's list read (ZREVRANGE 0 k-1) every 5 ms, round trip
-	missed    int             // probes not listed within probeTimeout
-	lost      int             // item events never ranked by the index within probeTimeout
-	consumed  float64         // interactions/s committed while measuring
-	model     string
-	user      string // the first probe user (the most active)
-	users     int    // probe users
+	// Where the probes' time goes: produced -> in the catalog, and ranked by the index -> in
+	// the list (the materializer's part, give or take the watchers' resolution).
+	probeStored, indexToList []time.Duration
+	missed                   int     // probes not listed within probeTimeout
+	lost                     int     // item events never ranked by the index within probeTimeout
+	consumed                 float64 // interactions/s committed while measuring
+	model                    string
+	user                     string // the first probe user (the most active)
+	users                    int    // probe users
 }
 
 const probeTimeout = 10 * time.Second
@@ -135,6 +138,8 @@ func printFreshness(c freshnessConfig, r freshnessResult) {
 	line("item event -> in the catalog in Redis:", r.stored, "")
 	line("item event -> ranked by the serving index:", r.scoreable, fmt.Sprintf("  (never: %d)", r.lost))
 	line("probe item -> in the user's top-K list:", r.listed, fmt.Sprintf("  (missed: %d)", r.missed))
+	line("  of which: probe -> in the catalog:", r.probeStored, "")
+	line("  of which: ranked by the index -> listed:", r.indexToList, "")
 	line("a client's list read (ZREVRANGE), 200/s:", r.lookups, "")
 }
 
@@ -151,10 +156,13 @@ type timing struct {
 	mu      sync.Mutex
 	pending map[string]time.Time
 	done    []time.Duration
+	byID    map[string]time.Duration // the delays of done, by item
 	expired int
 }
 
-func newTiming() *timing { return &timing{pending: map[string]time.Time{}} }
+func newTiming() *timing {
+	return &timing{pending: map[string]time.Time{}, byID: map[string]time.Duration{}}
+}
 
 func (t *timing) start(id string, at time.Time) {
 	t.mu.Lock()
@@ -178,6 +186,7 @@ func (t *timing) check(seen func(id string) bool) {
 		switch {
 		case ok:
 			t.done = append(t.done, now.Sub(at))
+			t.byID[id] = now.Sub(at)
 			delete(t.pending, id)
 		case now.Sub(at) > probeTimeout:
 			t.expired++
@@ -513,6 +522,14 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 	res.stored = stored.done
 	res.scoreable, res.lost = scoreable.done, scoreable.expired+scoreable.waiting()
 	res.listed, res.missed = listed.done, listed.expired+listed.waiting()
+	for id, l := range listed.byID {
+		if d, ok := stored.byID[id]; ok {
+			res.probeStored = append(res.probeStored, d)
+		}
+		if d, ok := scoreable.byID[id]; ok {
+			res.indexToList = append(res.indexToList, l-d)
+		}
+	}
 	return res, nil
 }
 
