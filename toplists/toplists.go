@@ -39,8 +39,9 @@
 // Items new to the catalog are scored at the publication that brings them, by that
 // goroutine (followItems), and the lists they enter are written at once, every batch in
 // flight together: they do not wait for the loop's user reads, full refreshes or writes
-// (the loop holds the lock only while it computes, not while it waits for Redis, and sends
-// no writes while a new item's are being written). They are scored again against the
+// (the loop holds the lock only while it computes, not while it waits for Redis, yields it
+// to new items between pieces of its computation, and sends no writes while a new item's
+// are being written). They are scored again against the
 // vectors of users read after them (rescoreUsers) and into refreshes ranked on an older
 // snapshot (apply), so they are judged as if every read came first. A list that an item
 // enters later within Debounce of its joining the catalog (as the user's vector or the
@@ -74,10 +75,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -161,6 +164,9 @@ type Materializer struct {
 	// freshPending: new items' lists are being written; Run's loop sends no writes
 	// meanwhile, so that they do not queue in Redis behind its own (see flush).
 	freshPending bool
+	// newWaiting counts followItems waiting for mu: Run's loop yields to it between pieces
+	// of its computation (see yield).
+	newWaiting atomic.Int32
 
 	stats  chan chan Stats
 	tokens float64
@@ -305,12 +311,14 @@ func (m *Materializer) Run(ctx context.Context) error {
 
 // followItems handles the index's new items at every publication (freshItems), until ctx
 // is done. It runs beside Run's loop, which holds the lock only while it computes, not
-// while it waits for Redis (user reads, full refreshes, writes), so a new item waits at most
-// for the loop's current piece of computation.
+// while it waits for Redis (user reads, full refreshes, writes), and yields it between
+// pieces of its computation (see yield), so a new item waits at most for one piece.
 func (m *Materializer) followItems(ctx context.Context) {
 	for {
 		updated := m.index.Updated() // taken before the read: no publication is missed
+		m.newWaiting.Add(1)
 		m.mu.Lock()
+		m.newWaiting.Add(-1)
 		err := m.freshItems(ctx)
 		m.mu.Unlock()
 		var retry <-chan time.Time
@@ -582,6 +590,9 @@ func (m *Materializer) rescoreChunk(ctx context.Context, ml *modelLists, users [
 	}
 	var entered []int
 	for i, u := range users {
+		if i%rescorePiece == rescorePiece-1 {
+			m.yield()
+		}
 		uv, slot := uvs[i], ml.slots[u]
 		old := ml.lists[slot]
 		if uv == nil || len(old) == 0 {
@@ -629,8 +640,9 @@ func (m *Materializer) rescoreChunk(ctx context.Context, ml *modelLists, users [
 	return entered, nil
 }
 
-// rescoreChunk is how many users' rows rescoreUsers reads at once.
-const rescoreChunk = 1_000
+// rescoreChunk is how many users' rows rescoreUsers reads at once; new items may go
+// first after every rescorePiece of them.
+const rescoreChunk, rescorePiece = 1_000, 250
 
 func dot(a, b []float32) float32 {
 	var s float32
@@ -744,14 +756,36 @@ func (m *Materializer) drifted(ctx context.Context, ml *modelLists) error {
 	if n == 0 {
 		return nil
 	}
-	ml.youngFrom = ml.young(ml.catalogN, time.Now(), m.opts.Debounce)
-	batch := ml.driftQueue[:n]
-	ml.driftQueue = ml.driftQueue[n:]
-	vecs, pos, err := m.index.ItemVectors(ml.name, batch)
-	if err != nil {
-		return err
+	for n > 0 {
+		m.yield()
+		c := min(n, driftPerPiece)
+		n -= c
+		ml.youngFrom = ml.young(ml.catalogN, time.Now(), m.opts.Debounce)
+		batch := ml.driftQueue[:c]
+		ml.driftQueue = ml.driftQueue[c:]
+		vecs, pos, err := m.index.ItemVectors(ml.name, batch)
+		if err != nil {
+			return err
+		}
+		if err := m.write(ctx, m.score(ctx, ml, batch, vecs, pos), false); err != nil {
+			return err
+		}
 	}
-	return m.write(ctx, m.score(ctx, ml, batch, vecs, pos), false)
+	return nil
+}
+
+// yield lets followItems run first when it waits for m.mu, so that a new item waits for at
+// most one piece of Run's computation (a Go mutex does not hand itself over to a waiter
+// that a re-locking holder would overtake). The caller holds m.mu.
+func (m *Materializer) yield() {
+	if m.newWaiting.Load() == 0 {
+		return
+	}
+	m.mu.Unlock()
+	for m.newWaiting.Load() > 0 {
+		runtime.Gosched()
+	}
+	m.mu.Lock()
 }
 
 // score scores the items ids (vectors vecs, catalog positions pos) against every listed
@@ -871,8 +905,9 @@ func (m *Materializer) readSeen(ctx context.Context, ml *modelLists, changed []l
 // collected changes of existing items.
 const driftInterval = 200 * time.Millisecond
 
-// driftPerPoll bounds the changed existing items scored in one poll.
-const driftPerPoll = 64
+// driftPerPoll bounds the changed existing items scored in one poll, driftPerPiece at a
+// time (new items may go first between two pieces).
+const driftPerPoll, driftPerPiece = 64, 16
 
 // lazyPerPoll bounds the score-only list writes of one poll.
 const lazyPerPoll = 256
@@ -942,8 +977,8 @@ type listWrite struct {
 // round trips (new items' own writes keep it, see flushWave). A list with a write in flight (ml.inflight) is not written
 // again until that write is done: its next write waits, so that the writes of one list
 // reach Redis in order and each in-place change is made against what Redis holds. New
-// items' lists have priority: while they are written, Run's loop sends no writes, and they
-// wait (before their one wave) for the loop's writes in flight that they overlap.
+// items' lists have priority: while they are written, Run's loop sends no writes; those
+// that overlap the loop's writes in flight go in a second wave, when these have landed.
 func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite, fresh bool) error {
 	type slotKey struct {
 		ml   *modelLists
@@ -953,14 +988,10 @@ func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite, fresh bool
 	wave, parallel := writeParallel*writeBatch, writeParallel
 	if fresh {
 		wave, parallel = len(ws), freshParallel
-		// New items' lists go first: Run's loop sends no writes until they are written,
-		// and they wait for those of its writes in flight that they overlap (one wave
-		// after them, rather than a second wave after their own).
+		// New items' lists go first: Run's loop sends no writes until they are written.
+		// Those that overlap its writes in flight follow in a second wave, once these land.
 		m.freshPending = true
 		defer func() { m.freshPending = false; m.landed.Broadcast() }()
-		for slices.ContainsFunc(ws, func(w *pendingWrite) bool { return w.ml.inflight[w.slot] }) {
-			m.landed.Wait()
-		}
 	}
 	var first error
 	for len(ws) > 0 {
