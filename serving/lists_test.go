@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,9 +17,10 @@ import (
 )
 
 // TestServeRealLists runs the list fast path against the real index and Redis: lists are
-// written in the documented format (docs/lists.md: a sorted set and its write time, in one
-// MULTI/EXEC), with items and scores that exact ranking would not give, so that the source
-// of every answer shows in its items as well as in its "source".
+// written in the documented format (docs/lists.md, toplists.AppendList: a Redis string
+// holding one JSON document of the items and their write time), with items and scores that
+// exact ranking would not give, so that the source of every answer shows in its items as
+// well as in its "source".
 func TestServeRealLists(t *testing.T) {
 	w := newWorld(t, Options{})
 	ns := w.store.(*featurestore.Redis).Namespace()
@@ -34,17 +36,11 @@ func TestServeRealLists(t *testing.T) {
 	ctx := context.Background()
 	write := func(model, user string, l []scoredItem, at time.Time) {
 		t.Helper()
-		z := make([]redis.Z, len(l))
+		entries := make([]toplists.Entry, len(l))
 		for i, it := range l {
-			z[i] = redis.Z{Member: it.Item, Score: float64(it.Score)}
+			entries[i] = toplists.Entry{Item: it.Item, Score: it.Score}
 		}
-		key := toplists.ListKey(ns, model, user)
-		if _, err := client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Del(ctx, key)
-			p.ZAdd(ctx, key, z...)
-			p.HSet(ctx, toplists.FreshnessKey(ns, model), user, strconv.FormatInt(at.UnixMilli(), 10))
-			return nil
-		}); err != nil {
+		if err := client.Set(ctx, toplists.ListKey(ns, model, user), toplists.AppendList(nil, at, entries), 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -109,12 +105,22 @@ func TestServeRealLists(t *testing.T) {
 	if a, got := get(path); a.body["source"] != "list" || !slices.Equal(got, list[:3]) {
 		t.Fatalf("rewritten list: source %v, items %v", a.body["source"], got)
 	}
-	// A list without its write time cannot be judged fresh: ranked.
-	if err := client.HDel(ctx, toplists.FreshnessKey(ns, "bpr"), "u1").Err(); err != nil {
-		t.Fatal(err)
+	// A list without its write time cannot be judged fresh, nor can one that is not a list
+	// document: ranked, and the read's error names the user.
+	for _, doc := range []string{`{"items":[{"item":"i140","score":9.5},{"item":"i141","score":8.25},{"item":"i142","score":7}]}`, "not json"} {
+		if err := client.Set(ctx, toplists.ListKey(ns, "bpr", "u1"), doc, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if a, got := get(path); a.body["source"] != "ranked" || !slices.Equal(got, ranked(path)) {
+			t.Fatalf("list document %s: source %v, items %v", doc, a.body["source"], got)
+		}
+		if _, _, ok, err := NewRedisLists(client, ns).TopList(ctx, "bpr", "u1", 3); ok || err == nil || !strings.Contains(err.Error(), `"u1"`) {
+			t.Fatalf("TopList of list document %s: ok %v, err %v; want an error naming u1", doc, ok, err)
+		}
 	}
-	if a, got := get(path); a.body["source"] != "ranked" || !slices.Equal(got, ranked(path)) {
-		t.Fatalf("list without a write time: source %v, items %v", a.body["source"], got)
+	// A missing list is no error.
+	if _, _, ok, err := NewRedisLists(client, ns).TopList(ctx, "bpr", "u2", 3); ok || err != nil {
+		t.Fatalf("TopList of a missing list: ok %v, err %v", ok, err)
 	}
 	// An unknown user without a list gets the fallback, marked as such.
 	if a, _ := get("/v1/users/nobody/recommendations?k=3"); a.body["source"] != "popular" || a.body["fallback"] != "popular" {
