@@ -19,12 +19,11 @@ type modelLists struct {
 	ublocks [][]float32 // user vectors, column-major blocks of ranking.BlockRows users (slot/BlockRows)
 	lists   [][]entry
 	// stored is the list as last written to Redis, when storedOK (a failed or no write
-	// yet: unknown), so that a write changes only the members that differ.
+	// yet: unknown), so that a list Redis holds already is not written again.
 	stored   [][]entry
 	storedOK []bool
 	inflight []bool   // a write of the list is in flight, the lock released (see flush)
 	keys     []string // the list's key, once written ("" before)
-	userArgs []any    // the user id as a command argument, once written
 	// seen caches the user's seen items as its last full refresh read them (sets only
 	// grow, so it is a subset of the stored set): an item the user interacted with since
 	// may enter its list through an item change until the user's own refresh (due
@@ -118,7 +117,6 @@ func (ml *modelLists) set(user string, uv []float32, list []entry) int {
 		ml.storedOK = append(ml.storedOK, false)
 		ml.inflight = append(ml.inflight, false)
 		ml.keys = append(ml.keys, "")
-		ml.userArgs = append(ml.userArgs, nil)
 		ml.seen = append(ml.seen, nil)
 		ml.seenAt = append(ml.seenAt, time.Time{})
 		ml.lastRefresh = append(ml.lastRefresh, time.Time{})

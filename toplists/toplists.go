@@ -1,8 +1,8 @@
 // Package toplists materializes, per user and model, the user's top-K items with their
-// scores as a Redis sorted set, so that any client can read recommendations with one
-// command:
+// scores as one JSON document in a Redis string (see AppendList), so that any client can
+// read recommendations, and when they were computed, with one command:
 //
-//	ZREVRANGE {ns}:top:<model>:<user> 0 9 WITHSCORES
+//	GET {ns}:top:<model>:<user>
 //
 // docs/lists.md documents the keys, the encoding and the freshness for clients.
 //
@@ -62,10 +62,9 @@
 // keep the budget busy forever under VBPR and delay everything else. A reload of the index
 // (changes unknown) queues every user at once.
 //
-// A list is written in one MULTI/EXEC block with the others of its batch: in place when the
-// stored list is known (ZREM of the members that left, ZADD of the new or rescored ones:
-// one member each when an item enters), else whole (DEL, ZADD), and its write time in the
-// model's freshness hash; so a reader sees the previous list or the new one, never a mix.
+// A list is written whole, as one JSON document with its write time (see AppendList), in
+// one MSET with the others of its batch; so a reader sees the previous list or the new one,
+// never a mix.
 // Writes of one list are never in flight together (see flush), so they land in order.
 package toplists
 
@@ -77,7 +76,6 @@ import (
 	"math"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -130,10 +128,6 @@ func DefaultOptions() Options {
 
 // ListKey returns the key of the list of user for model in namespace ns.
 func ListKey(ns, model, user string) string { return "{" + ns + "}:top:" + model + ":" + user }
-
-// FreshnessKey returns the key of model's freshness hash in namespace ns: field user, value
-// the Unix time in milliseconds at which the user's list was last written.
-func FreshnessKey(ns, model string) string { return "{" + ns + "}:topts:" + model }
 
 // Stats are a Materializer's counters since it started.
 type Stats struct {
@@ -931,7 +925,7 @@ func (m *Materializer) lazyWrites(ml *modelLists, now time.Time) []*pendingWrite
 	return out
 }
 
-const writeBatch = 256 // lists per MULTI/EXEC round trip
+const writeBatch = 256 // lists per MSET round trip
 
 // pendingWrite is a list to write: the list in memory when it is flushed, so that a later
 // change of the same list in the same step is never overwritten by an older one.
@@ -950,33 +944,27 @@ const writeParallel = 4
 // default pool (10 connections per CPU).
 const freshParallel = 16
 
-// listWrite is one list's prepared write: the list and the commands that turn what Redis
-// holds into it, made under m.mu so that the round trip reads no shared state.
+// listWrite is one list's prepared write: the list and its key, taken under m.mu so that
+// the round trip reads no shared state.
 type listWrite struct {
-	w     *pendingWrite
-	list  []entry
-	key   string
-	user  any       // the user id, a field of the freshness hash
-	whole bool      // replace it (DEL, ZADD of every member): the stored form is unknown
-	add   []redis.Z // ZADD
-	rem   []any     // ZREM
+	w    *pendingWrite
+	list []entry
+	key  string
 }
 
-// flush writes lists, writeBatch per round trip in one MULTI/EXEC block (all in the slot
-// {ns}), so a reader sees a list before or after a write, never a mix. A list whose stored
-// form (ml.stored) is known is changed in place: ZADD of its new or rescored members and
-// ZREM of those that left (one member each when an item enters a list); others are replaced
-// (DEL, ZADD of every member). Every write sets the list's write time (in the freshness
-// hash, one HSET per batch and model). A list that Redis holds already is skipped, and a
-// list is written once per flush.
+// flush writes lists, writeBatch per round trip in one MSET (all in the slot {ns}), each
+// whole, as its document with its write time (see AppendList), so a reader sees a list
+// before or after a write, never a mix. A list that Redis holds already (ml.stored) is
+// skipped, and a list is written once per flush.
 //
 // The lists go in waves: with fresh (new items' lists) every batch at once (freshParallel
 // at most in flight), else writeParallel batches per wave, the lists as they are when the
 // wave starts. The caller holds m.mu; flush releases it while a wave of Run's loop is in
 // flight (the commands are made before), so that new items never wait for the loop's
-// round trips (new items' own writes keep it, see flushWave). A list with a write in flight (ml.inflight) is not written
-// again until that write is done: its next write waits, so that the writes of one list
-// reach Redis in order and each in-place change is made against what Redis holds. New
+// round trips (new items' own writes keep it, see flushWave). A list with a write in
+// flight (ml.inflight) is not written again until that write is done: its next write
+// waits, so that the writes of one list reach Redis in order (an older list never
+// overwrites a newer one). New
 // items' lists have priority: while they are written, Run's loop sends no writes; those
 // that overlap the loop's writes in flight go in a second wave, when these have landed.
 func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite, fresh bool) error {
@@ -1032,19 +1020,9 @@ func (m *Materializer) flush(ctx context.Context, ws []*pendingWrite, fresh bool
 func (m *Materializer) prepare(w *pendingWrite, list []entry) listWrite {
 	ml, slot := w.ml, w.slot
 	if ml.keys[slot] == "" { // made once per user: a new item enters thousands of lists
-		ml.keys[slot], ml.userArgs[slot] = ListKey(m.opts.Namespace, ml.name, ml.ids[slot]), ml.ids[slot]
+		ml.keys[slot] = ListKey(m.opts.Namespace, ml.name, ml.ids[slot])
 	}
-	lw := listWrite{w: w, list: list, key: ml.keys[slot], user: ml.userArgs[slot]}
-	if ml.storedOK[slot] {
-		lw.add, lw.rem = diff(ml.stored[slot], list)
-		return lw
-	}
-	lw.whole = true
-	lw.add = make([]redis.Z, len(list))
-	for i, e := range list {
-		lw.add[i] = redis.Z{Score: float64(e.score), Member: e.item}
-	}
-	return lw
+	return listWrite{w: w, list: list, key: ml.keys[slot]}
 }
 
 // flushWave writes todo, writeBatch lists per round trip, parallel round trips at a time,
@@ -1102,68 +1080,17 @@ func (m *Materializer) flushWave(ctx context.Context, todo []listWrite, parallel
 	return first
 }
 
-// writeBatch writes prepared lists in one MULTI/EXEC round trip (see flush), their write
-// times with one HSET per model; it touches no shared state.
+// writeBatch writes prepared lists with one MSET (every key is in the slot {ns}), each as
+// its document (see AppendList) with write time now; it touches no shared state.
 func (m *Materializer) writeBatch(ctx context.Context, batch []listWrite, now time.Time) error {
-	var ms any = strconv.FormatInt(now.UnixMilli(), 10)
-	times := make(map[string][]any)
-	_, err := m.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, lw := range batch {
-			if lw.whole {
-				p.Del(ctx, lw.key)
-			} else if len(lw.rem) > 0 {
-				p.ZRem(ctx, lw.key, lw.rem...)
-			}
-			if len(lw.add) > 0 {
-				p.ZAdd(ctx, lw.key, lw.add...)
-			}
-			name := lw.w.ml.name
-			if times[name] == nil {
-				times[name] = make([]any, 0, 2*len(batch))
-			}
-			times[name] = append(times[name], lw.user, ms)
-		}
-		for model, fv := range times {
-			p.HSet(ctx, FreshnessKey(m.opts.Namespace, model), fv...)
-		}
-		return nil
-	})
-	return err
-}
-
-// diff returns what turns the stored list old into list: the members of list that old
-// lacks or scores otherwise (ZADD), and the members of old that list lacks (ZREM).
-func diff(old, list []entry) (add []redis.Z, rem []any) {
-	if len(old) <= 32 { // K is small: scans beat a map
-		for _, e := range list {
-			i := slices.IndexFunc(old, func(o entry) bool { return o.pos == e.pos })
-			if i < 0 || old[i].score != e.score {
-				add = append(add, redis.Z{Score: float64(e.score), Member: e.item})
-			}
-		}
-		for _, o := range old {
-			if !inList(list, o.pos) {
-				rem = append(rem, o.item)
-			}
-		}
-		return add, rem
+	args := make([]any, 0, 2*len(batch))
+	var buf []byte
+	for _, lw := range batch {
+		start := len(buf)
+		buf = appendList(buf, now, lw.list, func(e entry) (string, float32) { return e.item, e.score })
+		args = append(args, lw.key, buf[start:len(buf):len(buf)])
 	}
-	was := make(map[int32]float32, len(old))
-	for _, e := range old {
-		was[e.pos] = e.score
-	}
-	for _, e := range list {
-		if s, ok := was[e.pos]; !ok || s != e.score {
-			add = append(add, redis.Z{Score: float64(e.score), Member: e.item})
-		}
-		delete(was, e.pos)
-	}
-	for _, e := range old {
-		if _, ok := was[e.pos]; ok {
-			rem = append(rem, e.item)
-		}
-	}
-	return add, rem
+	return m.client.MSet(ctx, args...).Err()
 }
 
 // entry is a listed item.

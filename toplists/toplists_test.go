@@ -157,15 +157,33 @@ func (e *env) exact(t *testing.T, m models.Servable, user string, k int) []score
 // read returns the list as a client reads it.
 func (e *env) read(t *testing.T, model, user string) []scored {
 	t.Helper()
-	z, err := e.client.ZRevRangeWithScores(context.Background(), toplists.ListKey(e.ns, model, user), 0, -1).Result()
+	l, err := readList(context.Background(), e.client, toplists.ListKey(e.ns, model, user))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]scored, len(z))
-	for i, x := range z {
-		out[i] = scored{x.Member.(string), x.Score}
+	out := make([]scored, len(l.Items))
+	for i, x := range l.Items {
+		out[i] = scored{x.Item, float64(x.Score)}
 	}
 	return out
+}
+
+// readList reads a list as a client does (GET, DecodeList); a missing key is an empty list.
+func readList(ctx context.Context, c redis.UniversalClient, key string) (toplists.Stored, error) {
+	doc, err := c.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return toplists.Stored{}, nil
+	}
+	if err != nil {
+		return toplists.Stored{}, err
+	}
+	return toplists.DecodeList(doc)
+}
+
+// listed tells whether the list at key holds item.
+func listed(ctx context.Context, c redis.UniversalClient, key, item string) (bool, error) {
+	l, err := readList(ctx, c, key)
+	return slices.ContainsFunc(l.Items, func(e toplists.Entry) bool { return e.Item == item }), err
 }
 
 // equal compares a list with the exact one: same length, the same score at every rank,
@@ -243,9 +261,9 @@ func TestListsExactAfterBurst(t *testing.T) {
 		d := eventually(t, 10*time.Second, "lists exact after a burst", func() error { return e.allExact(t, us, k) })
 		t.Logf("burst %d: exact %v after the flush", b, d)
 	}
-	ts, err := e.client.HGet(context.Background(), toplists.FreshnessKey(e.ns, "bpr"), "u3").Int64()
-	if err != nil || time.Since(time.UnixMilli(ts)) > time.Minute {
-		t.Fatalf("freshness of u3: %v, %v", ts, err)
+	l, err := readList(context.Background(), e.client, toplists.ListKey(e.ns, "bpr", "u3"))
+	if err != nil || time.Since(l.Written) > time.Minute {
+		t.Fatalf("write time of u3's list: %v, %v", l.Written, err)
 	}
 }
 
