@@ -52,7 +52,7 @@ type freshnessResult struct {
 	stored    []time.Duration // item event produced -> the item is in the catalog in Redis
 	scoreable []time.Duration // item event produced -> the serving index ranks the item
 	listed    []time.Duration // probe produced -> in the probe user's list in Redis
-	lookups   []time.Duration // a client's list read (ZREVRANGE 0 k-1) every 5 ms, round trip
+	lookups   []time.Duration // a client's list read (GET + decode of the list) every 5 ms
 	// Where the probes' time goes: produced -> in the catalog, and ranked by the index -> in
 	// the list (the materializer's part, give or take the watchers' resolution).
 	probeStored, indexToList []time.Duration
@@ -71,7 +71,7 @@ const probeTimeout = 10 * time.Second
 // Redis -> ranking index -> list materializer -> Redis) under a background load of
 // interactions. Every item event is timed from its produce call until the serving index
 // ranks the item. Probe items, whose embeddings are crafted to score above the probe user's
-// K-th listed item, are timed until they appear in that user's sorted set in Redis: the
+// K-th listed item, are timed until they appear in that user's list in Redis: the
 // crafting makes entering the list certain, so that figure is the pipeline's delay, not the
 // model's judgement.
 func benchFreshness(ctx context.Context, log *zap.Logger, args []string) error {
@@ -140,7 +140,7 @@ func printFreshness(c freshnessConfig, r freshnessResult) {
 	line("probe item -> in the user's top-K list:", r.listed, fmt.Sprintf("  (missed: %d)", r.missed))
 	line("  of which: probe -> in the catalog:", r.probeStored, "")
 	line("  of which: ranked by the index -> listed:", r.indexToList, "")
-	line("a client's list read (ZREVRANGE), 200/s:", r.lookups, "")
+	line("a client's list read (GET + decode), 200/s:", r.lookups, "")
 }
 
 // pct returns the p-th percentile (nearest rank) of ds, rounded to 0.1 ms.
@@ -383,8 +383,8 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 	listKey := func(u string) string { return toplists.ListKey(name, res.model, u) }
 	if err := waitFor("the probe users' lists", time.Minute, func() (bool, error) {
 		for _, u := range probeUsers {
-			n, err := client.ZCard(ctx, listKey(u)).Result()
-			if err != nil || n < int64(c.k) {
+			l, err := readList(ctx, client, listKey(u))
+			if err != nil || len(l.Items) < c.k {
 				return false, err
 			}
 		}
@@ -421,7 +421,8 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 	watch(scoreable, func(id string) bool { _, ok := idx.Item(id); return ok })
 	watch(listed, func(id string) bool {
 		key, _ := probeKeys.Load(id)
-		return client.ZScore(wctx, key.(string), id).Err() == nil
+		l, err := readList(wctx, client, key.(string))
+		return err == nil && slices.ContainsFunc(l.Items, func(e toplists.Entry) bool { return e.Item == id })
 	})
 
 	// A client reads a probe user's list every 5 ms, as serving's list path does: how long
@@ -439,7 +440,7 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 			case <-tick.C:
 			}
 			t := time.Now()
-			if err := client.ZRevRangeWithScores(wctx, listKey(probeUsers[i%len(probeUsers)]), 0, int64(c.k-1)).Err(); err == nil {
+			if _, err := readList(wctx, client, listKey(probeUsers[i%len(probeUsers)])); err == nil {
 				lookups = append(lookups, time.Since(t))
 			}
 		}
@@ -562,15 +563,16 @@ func craftProbe(ctx context.Context, store featurestore.Store, client *redis.Cli
 	if sg, err := idx.Global(m.Name()); err == nil && len(sg) == len(g) {
 		g = sg
 	}
-	list, err := client.ZRevRangeWithScores(ctx, key, 0, -1).Result()
-	if err != nil || len(list) == 0 {
-		return nil, fmt.Errorf("probe user's list %s: %v", key, err)
+	l, err := readList(ctx, client, key)
+	if err != nil || len(l.Items) == 0 {
+		return nil, fmt.Errorf("probe user's list %s: %d items, %v", key, len(l.Items), err)
 	}
+	list := l.Items // best first
 	isProbe := func(id string) bool { return strings.HasPrefix(id, "probe-") }
 	target := math.Inf(-1)
-	for _, z := range list {
-		if id, _ := z.Member.(string); !isProbe(id) {
-			target = z.Score + 1
+	for _, e := range list {
+		if !isProbe(e.Item) {
+			target = float64(e.Score) + 1
 			break
 		}
 	}
@@ -616,4 +618,21 @@ func craftProbe(ctx context.Context, store featurestore.Store, client *redis.Cli
 		f[j] = float32(t * w[j] / norm)
 	}
 	return f, nil
+}
+
+// readList reads and decodes the list at key as a client does: one GET, then
+// toplists.DecodeList. A missing list is an empty one, not an error.
+func readList(ctx context.Context, client redis.Cmdable, key string) (toplists.Stored, error) {
+	doc, err := client.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return toplists.Stored{}, nil
+	}
+	if err != nil {
+		return toplists.Stored{}, err
+	}
+	l, err := toplists.DecodeList(doc)
+	if err != nil {
+		return toplists.Stored{}, fmt.Errorf("%s: %w", key, err)
+	}
+	return l, nil
 }

@@ -356,31 +356,29 @@ func parseWrk(out string) (wrkResult, error) {
 }
 
 // writeLists writes, for users u0..u(n-1) of model, a list of k random items with decreasing
-// scores and the write time now, in the format of docs/lists.md (as visrec lists writes it;
-// their content does not matter to the speed of serving them).
+// scores and the write time now, in the format of docs/lists.md (one JSON document per user,
+// written with MSET per batch, as visrec lists writes it; their content does not matter to
+// the speed of serving them).
 func writeLists(ctx context.Context, addr, ns, model string, n, k, nItems int) error {
 	client := redis.NewClient(&redis.Options{Addr: addr})
 	defer client.Close()
 	rng := rand.New(rand.NewPCG(7, 1))
-	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	now := time.Now()
 	const batch = 500
-	z := make([]redis.Z, k)
+	entries := make([]toplists.Entry, k)
+	var doc []byte
 	for lo := 0; lo < n; lo += batch {
-		if _, err := client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for u := lo; u < min(lo+batch, n); u++ {
-				user := "u" + strconv.Itoa(u)
-				score := 1.0
-				for j := range z {
-					score -= rng.Float64() * 0.01
-					z[j] = redis.Z{Member: "i" + strconv.Itoa(rng.IntN(nItems)), Score: float64(float32(score))}
-				}
-				key := toplists.ListKey(ns, model, user)
-				p.Del(ctx, key)
-				p.ZAdd(ctx, key, z...)
-				p.HSet(ctx, toplists.FreshnessKey(ns, model), user, now)
+		kv := make([]any, 0, 2*batch)
+		for u := lo; u < min(lo+batch, n); u++ {
+			score := 1.0
+			for j := range entries {
+				score -= rng.Float64() * 0.01
+				entries[j] = toplists.Entry{Item: "i" + strconv.Itoa(rng.IntN(nItems)), Score: float32(score)}
 			}
-			return nil
-		}); err != nil {
+			doc = toplists.AppendList(doc[:0], now, entries)
+			kv = append(kv, toplists.ListKey(ns, model, "u"+strconv.Itoa(u)), string(doc))
+		}
+		if err := client.MSet(ctx, kv...).Err(); err != nil {
 			return fmt.Errorf("write lists: %w", err)
 		}
 	}
