@@ -53,15 +53,16 @@ type freshnessResult struct {
 	scoreable []time.Duration // item event produced -> the serving index ranks the item
 	listed    []time.Duration // probe produced -> in the probe user's list in Redis
 	lookups   []time.Duration // a client's list read (GET + decode of the list) every 5 ms
-	// Where the probes' time goes: produced -> in the catalog, and ranked by the index -> in
-	// the list (the materializer's part, give or take the watchers' resolution).
-	probeStored, indexToList []time.Duration
-	missed                   int     // probes not listed within probeTimeout
-	lost                     int     // item events never ranked by the index within probeTimeout
-	consumed                 float64 // interactions/s committed while measuring
-	model                    string
-	user                     string // the first probe user (the most active)
-	users                    int    // probe users
+	// Where the probes' time goes: produced -> in the catalog, in the catalog -> ranked by
+	// the index, and ranked -> in the list (the materializer's part), each give or take the
+	// watchers' resolution.
+	probeStored, catalogToIndex, indexToList []time.Duration
+	missed                                   int     // probes not listed within probeTimeout
+	lost                                     int     // item events never ranked by the index within probeTimeout
+	consumed                                 float64 // interactions/s committed while measuring
+	model                                    string
+	user                                     string // the first probe user (the most active)
+	users                                    int    // probe users
 }
 
 const probeTimeout = 10 * time.Second
@@ -139,6 +140,7 @@ func printFreshness(c freshnessConfig, r freshnessResult) {
 	line("item event -> ranked by the serving index:", r.scoreable, fmt.Sprintf("  (never: %d)", r.lost))
 	line("probe item -> in the user's top-K list:", r.listed, fmt.Sprintf("  (missed: %d)", r.missed))
 	line("  of which: probe -> in the catalog:", r.probeStored, "")
+	line("  of which: in the catalog -> ranked:", r.catalogToIndex, "")
 	line("  of which: ranked by the index -> listed:", r.indexToList, "")
 	line("a client's list read (GET + decode), 200/s:", r.lookups, "")
 }
@@ -524,11 +526,16 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 	res.scoreable, res.lost = scoreable.done, scoreable.expired+scoreable.waiting()
 	res.listed, res.missed = listed.done, listed.expired+listed.waiting()
 	for id, l := range listed.byID {
-		if d, ok := stored.byID[id]; ok {
-			res.probeStored = append(res.probeStored, d)
+		st, okS := stored.byID[id]
+		ix, okX := scoreable.byID[id]
+		if okS {
+			res.probeStored = append(res.probeStored, st)
 		}
-		if d, ok := scoreable.byID[id]; ok {
-			res.indexToList = append(res.indexToList, l-d)
+		if okS && okX {
+			res.catalogToIndex = append(res.catalogToIndex, ix-st)
+		}
+		if okX {
+			res.indexToList = append(res.indexToList, l-ix)
 		}
 	}
 	return res, nil
