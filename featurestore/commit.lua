@@ -21,6 +21,9 @@
 --     'r' id, set                 the commit's parts, written to hash KEYS[k] beforehand,
 --                                 must be there; they are kept (PERSIST) and id joins the
 --                                 set of pending commits KEYS[set]
+--     'V' table, version          the checks of table KEYS[table]'s rows ran ahead, in
+--                                 scripts of their own, after its change log KEYS[k] stood
+--                                 at version: only the rows logged since are checked again
 --   and in each part:
 --     'w' field, set, id          guard: apply only if field of hash KEYS[k] (the part) is
 --                                 still there (else reply {'done'}); delete it with the writes,
@@ -31,7 +34,7 @@
 -- stored} or {'done'}. Every check runs before the first write, because Redis does not roll a
 -- script back.
 
-local WIDTH = {o = 3, s = 2, a = 2, m = 3, c = 2, l = 1, g = 1, d = 1, r = 2, w = 3, S = 2, A = 2, M = 2, D = 1}
+local WIDTH = {o = 3, s = 2, a = 2, m = 3, c = 2, l = 1, g = 1, d = 1, r = 2, w = 3, S = 2, A = 2, M = 2, D = 1, V = 2}
 local CHUNK = 2048 -- values per struct call: Lua's C stack holds about 8000
 local HSET_PAIRS = 500 -- field/value pairs per HSET call, for the same reason
 local kinds = ARGV[1]
@@ -39,7 +42,7 @@ local kinds = ARGV[1]
 -- The runs, parsed once: each {op, key index, first record's ARGV index, count}, in ARGV
 -- order; rowRuns holds those of the row ops (s, a, m, d and their checks), offRuns and
 -- cntRuns the others that the checks need, guard and staged the 'w' and 'r' runs.
-local all, rowRuns, offRuns, cntRuns, guard, staged = {}, {}, {}, {}, nil, nil
+local all, rowRuns, offRuns, cntRuns, verRuns, guard, staged = {}, {}, {}, {}, {}, nil, nil
 do
   local nargv, i = #ARGV, 2
   local rowOp = {s = true, a = true, m = true, d = true, S = true, A = true, M = true, D = true}
@@ -55,7 +58,8 @@ do
     elseif op == 'o' then offRuns[#offRuns + 1] = run
     elseif op == 'c' then cntRuns[#cntRuns + 1] = run
     elseif op == 'w' then guard = run
-    elseif op == 'r' then staged = run end
+    elseif op == 'r' then staged = run
+    elseif op == 'V' then verRuns[#verRuns + 1] = run end
     i = i + 3 + w * n
   end
 end
@@ -97,6 +101,23 @@ end
 
 -- 3. Row lengths: blobs whole, every delta as long as the row it lands on. The stored rows
 -- that deltas land on are read first, once, into orig, with one HMGET per HSET_PAIRS rows.
+-- The checks ('S', 'A', 'M', 'D') of a row that a 'V' run says was checked ahead, and that
+-- no commit wrote since (its change log lists every row write with its version), stand.
+local since = {} -- since[table key index][id]: true if logged after the checks ahead
+for _, run in ipairs(verRuns) do
+  local k, j, n = run[2], run[3], run[4]
+  for r = 0, n - 1 do
+    local set = {}
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[k], '(' .. ARGV[j + 2 * r + 1], '+inf')) do
+      set[id] = true
+    end
+    since[tonumber(ARGV[j + 2 * r])] = set
+  end
+end
+local CHECK = {S = true, A = true, M = true, D = true}
+local function stands(op, k, id)
+  return CHECK[op] and since[k] ~= nil and not since[k][id]
+end
 local orig = {} -- orig[k][id]: stored blob, or false if missing
 for _, run in ipairs(rowRuns) do
   local op, k, j, n = run[1], run[2], run[3], run[4]
@@ -106,7 +127,7 @@ for _, run in ipairs(rowRuns) do
     local w, ids = WIDTH[op], {}
     for r = 0, n - 1 do
       local id = ARGV[j + w * r]
-      if o[id] == nil then
+      if o[id] == nil and not stands(op, k, id) then
         o[id] = false
         ids[#ids + 1] = id
       end
@@ -130,46 +151,48 @@ for _, run in ipairs(rowRuns) do
   local lop = string.lower(op)
   for r = 0, n - 1 do
     local id = ARGV[j + w * r]
-    local size = 0 -- the blob's length in bytes
-    if lop ~= 'd' then
-      if check then size = tonumber(ARGV[j + w * r + 1]) or -1 else size = #ARGV[j + w * r + 1] end
-    end
-    if lop == 'd' then
-      lens[id] = -1
-    elseif lop == 's' then
-      if size < 0 or size % 4 ~= 0 then
-        return redis.error_reply('visrec: SetVector ' .. key .. ' ' .. id .. ': blob of ' .. size .. ' bytes')
+    if not stands(op, k, id) then -- else checked ahead, and untouched since
+      local size = 0 -- the blob's length in bytes
+      if lop ~= 'd' then
+        if check then size = tonumber(ARGV[j + w * r + 1]) or -1 else size = #ARGV[j + w * r + 1] end
       end
-      lens[id] = size
-    else
-      local vals = 0
-      if lop == 'm' then
-        local vsize = check and size or #ARGV[j + w * r + 2]
-        if size < 0 or size % 4 ~= 0 or vsize ~= size then
-          return redis.error_reply('visrec: MergeVector ' .. key .. ' ' .. id .. ': base of ' .. size ..
-            ' bytes, value of ' .. vsize)
+      if lop == 'd' then
+        lens[id] = -1
+      elseif lop == 's' then
+        if size < 0 or size % 4 ~= 0 then
+          return redis.error_reply('visrec: SetVector ' .. key .. ' ' .. id .. ': blob of ' .. size .. ' bytes')
         end
-        vals = size / 4
+        lens[id] = size
       else
-        if size < 0 or size % 8 ~= 0 then
-          return redis.error_reply('visrec: AddVector ' .. key .. ' ' .. id .. ': delta blob of ' .. size .. ' bytes')
+        local vals = 0
+        if lop == 'm' then
+          local vsize = check and size or #ARGV[j + w * r + 2]
+          if size < 0 or size % 4 ~= 0 or vsize ~= size then
+            return redis.error_reply('visrec: MergeVector ' .. key .. ' ' .. id .. ': base of ' .. size ..
+              ' bytes, value of ' .. vsize)
+          end
+          vals = size / 4
+        else
+          if size < 0 or size % 8 ~= 0 then
+            return redis.error_reply('visrec: AddVector ' .. key .. ' ' .. id .. ': delta blob of ' .. size .. ' bytes')
+          end
+          vals = size / 8
         end
-        vals = size / 8
+        local cur = lens[id]
+        if cur == nil then
+          local old = o[id]
+          cur = old and #old or -1
+        end
+        if cur >= 0 and cur % 4 ~= 0 then
+          return redis.error_reply('visrec: ' .. (lop == 'a' and 'AddVector ' or 'MergeVector ') .. key .. ' ' .. id ..
+            ': stored row is corrupt (' .. cur .. ' bytes)')
+        end
+        if cur >= 0 and cur / 4 ~= vals then
+          return redis.error_reply('visrec: ' .. (lop == 'a' and 'AddVector ' or 'MergeVector ') .. key .. ' ' .. id ..
+            ': delta has ' .. vals .. ' values, row has ' .. (cur / 4))
+        end
+        lens[id] = 4 * vals
       end
-      local cur = lens[id]
-      if cur == nil then
-        local old = o[id]
-        cur = old and #old or -1
-      end
-      if cur >= 0 and cur % 4 ~= 0 then
-        return redis.error_reply('visrec: ' .. (lop == 'a' and 'AddVector ' or 'MergeVector ') .. key .. ' ' .. id ..
-          ': stored row is corrupt (' .. cur .. ' bytes)')
-      end
-      if cur >= 0 and cur / 4 ~= vals then
-        return redis.error_reply('visrec: ' .. (lop == 'a' and 'AddVector ' or 'MergeVector ') .. key .. ' ' .. id ..
-          ': delta has ' .. vals .. ' values, row has ' .. (cur / 4))
-      end
-      lens[id] = 4 * vals
     end
   end
 end

@@ -65,13 +65,19 @@ import (
 // A Tx with more than RedisOptions.CommitPart row writes (default 500) is committed in a
 // stage script and part scripts of at most CommitPart row writes each (redis_parts.go):
 //
-//   - The parts' script calls are written first, with plain HSETs (a script would pay for
-//     every byte of them), to {ns}:redo:<commit id>, which expires in an hour unless:
-//   - the stage runs every check of the whole Tx (fencing, key types, the lengths of the
-//     stored rows that deltas land on), applies the counters and the offsets, makes the
-//     parts permanent and adds the commit's id to {ns}:redo:pending. It is the commit point:
-//     a Tx that it rejects wrote nothing (its parts are deleted), and one that it accepts
-//     stands, whatever happens to the writer afterwards.
+//   - The rows are checked ahead, CommitPart rows per read-only script (blob lengths, and
+//     the lengths of the stored rows that deltas land on: reading those rows was most of a
+//     stage's time), after the change log of each table written has been read. A check that
+//     fails refuses the Tx; nothing is written.
+//   - The parts' script calls are written, with plain HSETs (a script would pay for every
+//     byte of them), to {ns}:redo:<commit id>, which expires in an hour unless:
+//   - the stage runs the other checks of the whole Tx (fencing, key types) and checks again
+//     the rows that a commit wrote since they were checked ahead (those their table's
+//     change log lists since the version read before: it lists every row write), applies
+//     the counters and the offsets, makes the parts permanent and adds the commit's id to
+//     {ns}:redo:pending. It is the commit point: a Tx that it rejects wrote nothing (its
+//     parts are deleted), and one that it accepts stands, whatever happens to the writer
+//     afterwards.
 //   - Each part writes its rows and their change log and deletes its field, in one script
 //     that does nothing if the field is gone (so that a part lands once, whoever applies it);
 //     the last one takes the id out of the pending set. The catalog appends go with the last
@@ -100,7 +106,8 @@ type Redis struct {
 	part   int // row writes per script call of a commit in parts; 0: never in parts
 	closed atomic.Bool
 
-	afterPart func(part int) error // tests: runs after each part of a commit; an error stops it
+	afterPart   func(part int) error // tests: runs after each part of a commit; an error stops it
+	afterChecks func() error         // tests: runs between a commit's checks ahead and its stage
 }
 
 // RedisOptions configures a Redis store.

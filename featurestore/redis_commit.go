@@ -181,9 +181,12 @@ var opCode = [...]struct {
 
 // spec returns o's entry of opCode: that of the op checked, for an opCheck.
 func (o *op) spec() (code, kind string, typ byte) {
-	if o.kind == opCheck {
+	switch o.kind {
+	case opCheck:
 		c := opCode[o.of]
 		return strings.ToUpper(c.code), c.kind, c.typ
+	case opVerified:
+		return "V", opCode[opChange].kind, opCode[opChange].typ
 	}
 	c := opCode[o.kind]
 	return c.code, c.kind, c.typ
@@ -273,6 +276,8 @@ func (r *Redis) encodeCommit(ops []op) (keys []string, args []any, addOrder []in
 			args = append(args, strconv.Itoa(index[r.key(opCode[opSetVector].kind, o.name)]+1))
 		case opSetOffset:
 			args = append(args, strconv.Itoa(o.partition), strconv.FormatInt(o.n, 10), strconv.FormatInt(o.next, 10))
+		case opVerified: // the index of the table's key, and the version its checks ran at
+			args = append(args, strconv.Itoa(index[r.key(opCode[opSetVector].kind, o.name)]+1), strconv.FormatInt(o.n, 10))
 		case opCheck:
 			args = append(args, o.id)
 			if o.of != opDeleteVector {

@@ -22,6 +22,11 @@ import (
 // script would, from the length of its blob (n bytes), without writing.
 const opCheck = opChange + 1
 
+// opVerified is an op of the stage of a commit in parts: the checks of table name's rows ran
+// ahead (checkAhead) when its change log stood at version n, so the stage checks again only
+// the rows logged since.
+const opVerified = opCheck + 1
+
 // The parts of a commit in parts wait in the hash {ns}:redo:<commit id> (field: the part's
 // number, 4 digits; value: its script call, encodeCall), and the commit's id in the set
 // {ns}:redo:pending, from the stage until the last part applies.
@@ -70,12 +75,12 @@ func blobBytes(o *op) int64 {
 //     row. A part deletes its redo entry as it applies, and applies only while the entry is
 //     there, so that the writer and Recover may race over a part and it lands once.
 func (r *Redis) commitInParts(ctx context.Context, ops []op, addOps []*op) ([][]float32, error) {
-	var rows, catalog, stage []op
+	var rows, catalog, checks, stage []op
 	for _, o := range ops {
 		switch o.kind {
 		case opSetVector, opAddVector, opMergeVector, opDeleteVector:
 			rows = append(rows, o)
-			stage = append(stage, op{kind: opCheck, of: o.kind, name: o.name, id: o.id, n: blobBytes(&o)})
+			checks = append(checks, op{kind: opCheck, of: o.kind, name: o.name, id: o.id, n: blobBytes(&o)})
 		case opAppendCatalog:
 			catalog = append(catalog, o)
 		default: // SetOffset, IncrCounter
@@ -88,6 +93,11 @@ func (r *Redis) commitInParts(ctx context.Context, ops []op, addOps []*op) ([][]
 		parts = append(parts, slices.Clip(rows[lo:min(lo+r.part, len(rows))]))
 	}
 	parts[len(parts)-1] = append(parts[len(parts)-1], catalog...)
+	verified, err := r.checkAhead(ctx, checks)
+	if err != nil {
+		return nil, err
+	}
+	stage = append(append(stage, checks...), verified...)
 
 	type call struct {
 		keys     []string
@@ -107,6 +117,11 @@ func (r *Redis) commitInParts(ctx context.Context, ops []op, addOps []*op) ([][]
 	pipe.Expire(ctx, redo, stagedTTL)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("featurestore: commit: write parts: %w", err)
+	}
+	if r.afterChecks != nil {
+		if err := r.afterChecks(); err != nil {
+			return nil, err
+		}
 	}
 	keys, args, _ := r.encodeCommit(stage)
 	keys, args = r.withRedoRun(keys, args, "r", id, id)
@@ -158,6 +173,67 @@ func (r *Redis) commitInParts(ctx context.Context, ops []op, addOps []*op) ([][]
 		}
 	}
 	return merged, nil
+}
+
+// checkAhead runs the row checks of a commit in parts (checks: opCheck ops) ahead of its
+// stage, r.part rows per script, so that no single script blocks Redis for long: reading
+// thousands of stored rows to check their lengths was most of a stage's time. It returns
+// the stage's opVerified ops: each table's change-log version read before the checks, so
+// that the stage checks again only the rows that a commit wrote since (the change log lists
+// every row write). A check that fails refuses the commit, before anything is written.
+func (r *Redis) checkAhead(ctx context.Context, checks []op) ([]op, error) {
+	var tables []string
+	seen := make(map[string]bool)
+	for _, c := range checks {
+		if !seen[c.name] {
+			seen[c.name] = true
+			tables = append(tables, c.name)
+		}
+	}
+	pipe := r.c.Pipeline()
+	tops := make([]*redis.ZSliceCmd, len(tables))
+	for i, t := range tables {
+		tops[i] = pipe.ZRangeWithScores(ctx, r.key(opCode[opChange].kind, t), -1, -1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("featurestore: commit: read change logs: %w", err)
+	}
+	verified := make([]op, len(tables))
+	for i, t := range tables {
+		v := int64(0)
+		if z := tops[i].Val(); len(z) > 0 {
+			v = int64(z[0].Score)
+		}
+		verified[i] = op{kind: opVerified, name: t, n: v}
+	}
+	// Pieces of about r.part rows; every check of one row goes in the same piece, in order
+	// (a row written twice in a Tx is checked as a sequence).
+	pieceOf := make(map[[2]string]int)
+	var pieces [][]op
+	rowsIn := 0
+	for _, c := range checks {
+		p, ok := pieceOf[[2]string{c.name, c.id}]
+		if !ok {
+			if len(pieces) == 0 || rowsIn >= r.part {
+				pieces, rowsIn = append(pieces, nil), 0
+			}
+			p = len(pieces) - 1
+			pieceOf[[2]string{c.name, c.id}] = p
+			rowsIn++
+		}
+		pieces[p] = append(pieces[p], c)
+	}
+	for _, piece := range pieces {
+		keys, args, _ := r.encodeCommit(piece)
+		res, err := r.script.Run(ctx, r.c, keys, args...).Slice()
+		if err == nil {
+			err = scriptStatus(res)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("featurestore: commit: check: %w", err)
+		}
+	}
+	return verified, nil
 }
 
 // isReply tells whether err is an error reply of Redis (rather than a transport error, after

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -246,4 +247,59 @@ func pendingParts(t *testing.T, admin *redis.Client, ns string) int64 {
 		n += admin.HLen(ctx, "{"+ns+"}:redo:"+id).Val()
 	}
 	return n
+}
+
+// TestRedisChecksAheadThenWriter: a commit in parts checks its rows ahead of its stage; a
+// row that another writer rewrites in between is checked again by the stage. Rewritten with
+// another length, the stage refuses the commit and nothing of it lands; rewritten with the
+// same length, the commit lands on top of it exactly as the memory store computes.
+func TestRedisChecksAheadThenWriter(t *testing.T) {
+	ctx := context.Background()
+	for name, row := range map[string][]float32{"another length": {7, 7, 7, 7}, "same length": {7, 7, 7}} {
+		t.Run(name, func(t *testing.T) {
+			s, _, _ := newRedisStorePart(t, 3)
+			partsCase{}.seed(t, s)
+			other := func(st featurestore.Store) error {
+				tx := st.Begin()
+				tx.SetVector("items", "i1", row) // i1: a row the Tx merges
+				_, err := tx.Commit(ctx)
+				return err
+			}
+			featurestore.SetAfterChecks(s, func() error { return other(s) })
+			tx := s.Begin()
+			partsCase{}.write(tx)
+			merged, err := tx.Commit(ctx)
+			featurestore.SetAfterChecks(s, nil)
+
+			m := featurestore.NewMemory()
+			partsCase{}.seed(t, m)
+			if err := other(m); err != nil {
+				t.Fatal(err)
+			}
+			if len(row) != 3 {
+				if err == nil || !strings.Contains(err.Error(), "row has 4") {
+					t.Fatalf("Commit after a rewrite to 4 values: %v, want the stage's length error", err)
+				}
+				if got, want := readState(t, s), readState(t, m); !reflect.DeepEqual(got, want) {
+					t.Fatalf("state after the refused commit:\n got %+v\nwant %+v", got, want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			mtx := m.Begin()
+			partsCase{}.write(mtx)
+			wantMerged, err := mtx.Commit(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := readState(t, s), readState(t, m); !reflect.DeepEqual(got, want) {
+				t.Fatalf("state:\n got %+v\nwant %+v", got, want)
+			}
+			if !reflect.DeepEqual(merged, wantMerged) {
+				t.Fatalf("merged rows:\n got %v\nwant %v", merged, wantMerged)
+			}
+		})
+	}
 }
