@@ -62,7 +62,7 @@ import (
 //
 // # Commits in parts
 //
-// A Tx with more than RedisOptions.CommitPart row writes (default 500) is committed in a
+// A Tx with more than RedisOptions.CommitPart row writes (default 250) is committed in a
 // stage script and part scripts of at most CommitPart row writes each (redis_parts.go):
 //
 //   - The rows are checked ahead, CommitPart rows per read-only script (blob lengths, and
@@ -122,9 +122,11 @@ type RedisOptions struct {
 	CommitPart int
 }
 
-// DefaultCommitPart is RedisOptions.CommitPart's default: a part of 500 row writes blocks
-// Redis for about 2-5 ms.
-const DefaultCommitPart = 500
+// DefaultCommitPart is RedisOptions.CommitPart's default: a part of 250 row writes blocks
+// Redis for about 1-3 ms (500 measured 3.6-4.1 ms at the median under bench freshness's
+// load, and a new item's p99 to a list was lower with 250 in 6 of 8 alternated pairs:
+// docs/benchmarks.md, Commits in parts).
+const DefaultCommitPart = 250
 
 // DefaultRedisOptions returns the defaults: namespace "visrec", CommitPart DefaultCommitPart.
 func DefaultRedisOptions() RedisOptions {
