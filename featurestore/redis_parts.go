@@ -65,11 +65,12 @@ func blobBytes(o *op) int64 {
 // commitInParts commits ops (which hold every kind but AddToSet, with their ranks set; addOps
 // are the AddVector and MergeVector ops by rank) as parts and a stage:
 //
-//   - the parts' script calls go to the redo hash of the commit first, with plain HSETs (a
-//     script would pay for every byte of them);
-//   - the stage, one script, is the commit point: every check of the whole Tx (fencing, key
-//     types, row lengths against the stored rows), the counters and the offsets, and the
-//     commit joins the pending set;
+//   - the rows are checked first, r.part rows per read-only script (checkAhead);
+//   - the parts' script calls go to the redo hash of the commit, with plain HSETs (a script
+//     would pay for every byte of them);
+//   - the stage, one script, is the commit point: the other checks of the whole Tx
+//     (fencing, key types) and again those of the rows written since they were checked,
+//     the counters and the offsets, and the commit joins the pending set;
 //   - the parts, one script each, in order: the row writes (r.part per part, grouped by
 //     table) and their change log; the catalog appends go with the last part, after every
 //     row. A part deletes its redo entry as it applies, and applies only while the entry is
