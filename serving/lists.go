@@ -2,7 +2,6 @@ package serving
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -42,14 +41,7 @@ func (l *RedisLists) TopList(ctx context.Context, model, user string, k int) ([]
 	if k < 1 {
 		return nil, time.Time{}, false, nil
 	}
-	doc, err := l.c.Get(ctx, toplists.ListKey(l.ns, model, user)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, time.Time{}, false, nil
-	}
-	if err != nil {
-		return nil, time.Time{}, false, fmt.Errorf("read list of %q: %w", clip(user), err)
-	}
-	st, err := toplists.DecodeList(doc)
+	st, err := toplists.ReadList(ctx, l.c, toplists.ListKey(l.ns, model, user))
 	if err != nil {
 		return nil, time.Time{}, false, fmt.Errorf("list of %q: %w", clip(user), err)
 	}

@@ -1,12 +1,15 @@
 package toplists
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // A list is stored as a Redis string (key ListKey) holding one JSON document: its write
@@ -97,4 +100,22 @@ func DecodeList(doc []byte) (Stored, error) {
 		}
 	}
 	return Stored{Written: time.UnixMilli(*d.At), Items: d.Items}, nil
+}
+
+// ReadList reads the list at key as a client does: one GET, then DecodeList. A missing key
+// is an empty list (no items, zero Written), not an error; a failed read or a document that
+// does not decode is.
+func ReadList(ctx context.Context, c redis.Cmdable, key string) (Stored, error) {
+	doc, err := c.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Stored{}, nil
+	}
+	if err != nil {
+		return Stored{}, fmt.Errorf("toplists: read %s: %w", key, err)
+	}
+	l, err := DecodeList(doc)
+	if err != nil {
+		return Stored{}, fmt.Errorf("%s: %w", key, err)
+	}
+	return l, nil
 }

@@ -157,7 +157,7 @@ func (e *env) exact(t *testing.T, m models.Servable, user string, k int) []score
 // read returns the list as a client reads it.
 func (e *env) read(t *testing.T, model, user string) []scored {
 	t.Helper()
-	l, err := readList(context.Background(), e.client, toplists.ListKey(e.ns, model, user))
+	l, err := toplists.ReadList(context.Background(), e.client, toplists.ListKey(e.ns, model, user))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,21 +168,9 @@ func (e *env) read(t *testing.T, model, user string) []scored {
 	return out
 }
 
-// readList reads a list as a client does (GET, DecodeList); a missing key is an empty list.
-func readList(ctx context.Context, c redis.UniversalClient, key string) (toplists.Stored, error) {
-	doc, err := c.Get(ctx, key).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return toplists.Stored{}, nil
-	}
-	if err != nil {
-		return toplists.Stored{}, err
-	}
-	return toplists.DecodeList(doc)
-}
-
 // listed tells whether the list at key holds item.
 func listed(ctx context.Context, c redis.UniversalClient, key, item string) (bool, error) {
-	l, err := readList(ctx, c, key)
+	l, err := toplists.ReadList(ctx, c, key)
 	return slices.ContainsFunc(l.Items, func(e toplists.Entry) bool { return e.Item == item }), err
 }
 
@@ -261,7 +249,7 @@ func TestListsExactAfterBurst(t *testing.T) {
 		d := eventually(t, 10*time.Second, "lists exact after a burst", func() error { return e.allExact(t, us, k) })
 		t.Logf("burst %d: exact %v after the flush", b, d)
 	}
-	l, err := readList(context.Background(), e.client, toplists.ListKey(e.ns, "bpr", "u3"))
+	l, err := toplists.ReadList(context.Background(), e.client, toplists.ListKey(e.ns, "bpr", "u3"))
 	if err != nil || time.Since(l.Written) > time.Minute {
 		t.Fatalf("write time of u3's list: %v, %v", l.Written, err)
 	}

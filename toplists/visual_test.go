@@ -134,7 +134,7 @@ func TestNewItemEntersWhileGlobalChanges(t *testing.T) {
 	})
 	eventually(t, 20*time.Second, "every user listed", func() error {
 		for i := range nUsers {
-			if l, err := readList(ctx, client, toplists.ListKey(ns, "vbpr", "u"+strconv.Itoa(i))); err != nil || len(l.Items) < k {
+			if l, err := toplists.ReadList(ctx, client, toplists.ListKey(ns, "vbpr", "u"+strconv.Itoa(i))); err != nil || len(l.Items) < k {
 				return errors.New("backfill not done")
 			}
 		}

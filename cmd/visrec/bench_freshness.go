@@ -385,7 +385,7 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 	listKey := func(u string) string { return toplists.ListKey(name, res.model, u) }
 	if err := waitFor("the probe users' lists", time.Minute, func() (bool, error) {
 		for _, u := range probeUsers {
-			l, err := readList(ctx, client, listKey(u))
+			l, err := toplists.ReadList(ctx, client, listKey(u))
 			if err != nil || len(l.Items) < c.k {
 				return false, err
 			}
@@ -423,7 +423,7 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 	watch(scoreable, func(id string) bool { _, ok := idx.Item(id); return ok })
 	watch(listed, func(id string) bool {
 		key, _ := probeKeys.Load(id)
-		l, err := readList(wctx, client, key.(string))
+		l, err := toplists.ReadList(wctx, client, key.(string))
 		return err == nil && slices.ContainsFunc(l.Items, func(e toplists.Entry) bool { return e.Item == id })
 	})
 
@@ -442,7 +442,7 @@ func runFreshness(ctx context.Context, c freshnessConfig) (freshnessResult, erro
 			case <-tick.C:
 			}
 			t := time.Now()
-			if _, err := readList(wctx, client, listKey(probeUsers[i%len(probeUsers)])); err == nil {
+			if _, err := toplists.ReadList(wctx, client, listKey(probeUsers[i%len(probeUsers)])); err == nil {
 				lookups = append(lookups, time.Since(t))
 			}
 		}
@@ -570,7 +570,7 @@ func craftProbe(ctx context.Context, store featurestore.Store, client *redis.Cli
 	if sg, err := idx.Global(m.Name()); err == nil && len(sg) == len(g) {
 		g = sg
 	}
-	l, err := readList(ctx, client, key)
+	l, err := toplists.ReadList(ctx, client, key)
 	if err != nil || len(l.Items) == 0 {
 		return nil, fmt.Errorf("probe user's list %s: %d items, %v", key, len(l.Items), err)
 	}
@@ -625,21 +625,4 @@ func craftProbe(ctx context.Context, store featurestore.Store, client *redis.Cli
 		f[j] = float32(t * w[j] / norm)
 	}
 	return f, nil
-}
-
-// readList reads and decodes the list at key as a client does: one GET, then
-// toplists.DecodeList. A missing list is an empty one, not an error.
-func readList(ctx context.Context, client redis.Cmdable, key string) (toplists.Stored, error) {
-	doc, err := client.Get(ctx, key).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return toplists.Stored{}, nil
-	}
-	if err != nil {
-		return toplists.Stored{}, err
-	}
-	l, err := toplists.DecodeList(doc)
-	if err != nil {
-		return toplists.Stored{}, fmt.Errorf("%s: %w", key, err)
-	}
-	return l, nil
 }

@@ -109,7 +109,7 @@ func benchLists(ctx context.Context, log *zap.Logger, args []string) error {
 
 	// Sanity: a list as read from Redis is full.
 	model := ms[0].Name()
-	got, err := readList(ctx, client, toplists.ListKey(ns, model, "u0"))
+	got, err := toplists.ReadList(ctx, client, toplists.ListKey(ns, model, "u0"))
 	if err != nil || len(got.Items) != *k {
 		return fmt.Errorf("read back u0's list: %d entries, want %d; %v", len(got.Items), *k, err)
 	}
@@ -123,7 +123,7 @@ func benchLists(ctx context.Context, log *zap.Logger, args []string) error {
 	for i := range lat {
 		key := keys[rng.IntN(len(keys))]
 		t := time.Now()
-		l, err := readList(ctx, client, key)
+		l, err := toplists.ReadList(ctx, client, key)
 		lat[i] = time.Since(t)
 		if err != nil {
 			return err
@@ -148,7 +148,7 @@ func benchLists(ctx context.Context, log *zap.Logger, args []string) error {
 			defer done.Done()
 			r := rand.New(rand.NewPCG(uint64(c), 3))
 			for range per {
-				if _, err := readList(ctx, client, keys[r.IntN(len(keys))]); err != nil {
+				if _, err := toplists.ReadList(ctx, client, keys[r.IntN(len(keys))]); err != nil {
 					errMu.Lock()
 					firstErr = errors.Join(firstErr, err)
 					errMu.Unlock()
