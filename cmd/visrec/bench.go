@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	commands["bench"] = command{summary: "benchmarks: 'bench NAME' (bench -h lists them)", run: runBench}
+	commands["bench"] = command{summary: "benchmarks: 'bench NAME' (bench -h lists them)", run: runBench, streaming: true}
 	benches["ingest"] = command{summary: "Kafka -> updater -> Redis events/s", run: benchIngest}
 }
 

@@ -32,7 +32,7 @@ import (
 )
 
 func init() {
-	commands["demo"] = command{summary: "the whole pipeline on an embedded Kafka and an in-memory store: online BPR and VBPR, cold start, the HTTP API", run: runDemo}
+	commands["demo"] = command{summary: "the whole pipeline on an embedded Kafka and an in-memory store: online BPR and VBPR, cold start, the HTTP API", run: runDemo, streaming: true}
 }
 
 // demoConfig is what one demo run needs.

@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	commands["lists"] = command{summary: "materialize per-user top-K lists in Redis (one JSON document per list, see docs/lists.md)", run: runLists}
+	commands["lists"] = command{summary: "materialize per-user top-K lists in Redis (one JSON document per list, see docs/lists.md)", run: runLists, streaming: true}
 }
 
 // runLists runs a ranking index and the list materializer against Redis until a signal.

@@ -21,7 +21,7 @@ import (
 )
 
 func init() {
-	commands["serve"] = command{summary: "HTTP/JSON API: recommendations, scores, similar items (docs/serving.md)", run: runServe}
+	commands["serve"] = command{summary: "HTTP/JSON API: recommendations, scores, similar items (docs/serving.md)", run: runServe, streaming: true}
 }
 
 // serveFlags are the flags of the HTTP server and its ranking index.

@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	commands["update"] = command{summary: "consume events from Kafka and update the online models in Redis", run: runUpdate}
+	commands["update"] = command{summary: "consume events from Kafka and update the online models in Redis", run: runUpdate, streaming: true}
 }
 
 func runUpdate(ctx context.Context, log *zap.Logger, args []string) error {
