@@ -147,7 +147,7 @@ for _, run in ipairs(rowRuns) do
   lengths[k] = lens
   local o = orig[k] or {}
   local w = WIDTH[op]
-  local check = op == 'S' or op == 'A' or op == 'M' or op == 'D' -- records carry lengths, not blobs
+  local check = CHECK[op] -- records carry lengths, not blobs
   local lop = string.lower(op)
   for r = 0, n - 1 do
     local id = ARGV[j + w * r]
